@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Runs every test/**/*.test.ts with node's own test runner (Node 20 has no glob for --test).
+// Extra arguments filter test files by substring: `node scripts/run-tests.mjs nats file`.
+import { readdirSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { spawn } from "node:child_process";
+
+function findTests(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return name === "fixtures" ? [] : findTests(path);
+    return name.endsWith(".test.ts") ? [path] : [];
+  });
+}
+
+const filters = process.argv.slice(2);
+const files = findTests("test")
+  .map((f) => relative(".", f))
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .sort();
+if (files.length === 0) {
+  console.error(`no test files match ${filters.join(" ")}`);
+  process.exit(1);
+}
+const child = spawn(
+  process.execPath,
+  ["--import", "tsx", "--test", "--test-reporter=tap", "--test-timeout=600000", ...files],
+  { stdio: "inherit" },
+);
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

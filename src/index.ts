@@ -1,0 +1,12 @@
+// The public surface of stowage: re-exports only.
+export { openStore, registerBackend, registeredSchemes, parseStoreUrl, redactUrl } from "./open.js";
+export type { OpenStoreOptions, BackendOptions, LayerOptions, StoreUrl, BackendFactory } from "./open.js";
+export { BaseStore, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./store.js";
+export type { CleanPutOptions, CleanListPageOptions } from "./store.js";
+export type * from "./types.js";
+export { StorageError, isStorageError, isAbortError } from "./errors.js";
+export type { StorageErrorKind, StorageOp } from "./errors.js";
+export { MAX_KEY_BYTES, keyProblem, prefixProblem, compareKeys, sortKeys, prefixUpperBound } from "./keys.js";
+export { MAX_METADATA_BYTES } from "./internal/metadata.js";
+export { MemoryStore } from "./backends/memory.js";
+export type { MemoryStoreOptions } from "./backends/memory.js";

@@ -1,0 +1,35 @@
+import { StorageError, type StorageOp } from "../errors.js";
+import type { ByteSource } from "../types.js";
+
+/** Reads a whole body into one buffer, refusing bodies over `maxBytes`. */
+export async function collect(source: AsyncIterable<Uint8Array>, maxBytes: number, op: StorageOp, key?: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw new StorageError("invalid", `value is larger than this store's limit of ${maxBytes} bytes`, { op, key });
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+/** True for anything `putStream` can read from. */
+export function isByteSource(value: unknown): value is ByteSource {
+  return (
+    value !== null &&
+    typeof value === "object" &&
+    (Symbol.asyncIterator in value || Symbol.iterator in value) &&
+    !(value instanceof Uint8Array) &&
+    typeof value !== "string"
+  );
+}
+
+/** Iterates a body, checking that every chunk is bytes (a string chunk would be silently re-encoded). */
+export async function* validatedChunks(source: ByteSource, op: StorageOp, key?: string): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source as AsyncIterable<unknown>) {
+    if (!(chunk instanceof Uint8Array)) {
+      throw new StorageError("invalid", `stream chunks must be Uint8Array, got ${typeof chunk}`, { op, key });
+    }
+    if (chunk.byteLength > 0) yield chunk;
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The public contract: what a {@link Store} is and what its methods take and give.
+ * Implementations extend {@link BaseStore} (src/store.ts), which validates once and hands the
+ * backend clean arguments.
+ */
+
+/**
+ * User metadata kept with a value: HTTP-header style names (lower-cased on the way in, made of
+ * `a-z 0-9 - _ .`) to string values, at most 2 KiB in all (S3's limit, so every backend can
+ * keep every valid set).
+ */
+export type Metadata = Record<string, string>;
+
+/** Options every operation takes. */
+export interface OperationOptions {
+  /**
+   * Cancels the operation: it rejects promptly with `signal.reason`. An aborted write either
+   * took effect whole or not at all, never partly. `AbortSignal.timeout(ms)` gives a deadline.
+   */
+  signal?: AbortSignal;
+}
+
+export interface PutOptions extends OperationOptions {
+  /** Replaces the key's metadata (a put without it leaves the new value with none). */
+  metadata?: Metadata;
+}
+
+export interface GetOptions extends OperationOptions {
+  /** A version from {@link Store.versions}; only where `capabilities.versions`. */
+  version?: string;
+}
+
+export interface ListPageOptions extends OperationOptions {
+  /** Most keys in one page (default 1000). */
+  limit?: number;
+  /** Start after this key (exclusive): the `next` of the previous page. */
+  after?: string;
+}
+
+export interface ListPage {
+  /** Keys in byte order of their UTF-8 encoding. */
+  keys: string[];
+  /** Pass as `after` to get the next page; absent on the last page. */
+  next?: string;
+}
+
+export interface ObjectInfo {
+  key: string;
+  /** Bytes. */
+  size: number;
+  /** When this value was written. */
+  modified: Date;
+  metadata: Metadata;
+  /** The version of this value, where the store keeps versions. */
+  version?: string;
+}
+
+export interface VersionInfo {
+  /** Opaque; pass to `get(key, { version })`. */
+  version: string;
+  /** Bytes (0 for a delete marker). */
+  size: number;
+  modified: Date;
+  /** True for the marker a delete leaves in the history. */
+  deleted: boolean;
+}
+
+/** One change seen by {@link Store.watch}. */
+export interface ChangeEvent {
+  key: string;
+  op: "put" | "delete";
+  version?: string;
+  time: Date;
+}
+
+export interface BatchEntry {
+  key: string;
+  data: Uint8Array;
+  metadata?: Metadata;
+}
+
+/** A body for `putStream`: a Node Readable, a web ReadableStream, or any (async) iterable of chunks. */
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+/**
+ * What a store can do natively. Flat booleans and limits; the conformance suite and the layers
+ * read these, never a backend's name.
+ */
+export interface Capabilities {
+  /** `stat` returns size, modification time and metadata. */
+  stat: boolean;
+  /** Metadata given to `put` is kept and returned by `stat`. */
+  metadata: boolean;
+  /** Every put keeps a version: `versions(key)` and `get(key, { version })` work. */
+  versions: boolean;
+  /** `putStream`/`getStream` hold at most about one chunk in memory, whatever the object size. */
+  streaming: boolean;
+  /** `listPage` is served by the backend page by page (not by listing everything). */
+  paginatedList: boolean;
+  /** `putMany`/`getMany`/`deleteMany` use the backend's own batch operations. */
+  batch: boolean;
+  /** `watch` reports changes from every writer of the backend, in other processes too. */
+  watch: boolean;
+  /** The largest value `put` accepts, in bytes (Infinity when only memory limits it). */
+  maxValueBytes: number;
+}
+
+/**
+ * Binary values under `/`-separated keys. Every method validates its arguments and rejects
+ * with a {@link StorageError}; every method is safe to call concurrently: any interleaving of
+ * calls gives a result some serial order of them could give.
+ */
+export interface Store {
+  readonly capabilities: Readonly<Capabilities>;
+
+  /** Stores `data` at `key`, replacing any value (a new version where versions are kept). */
+  put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
+  /** The value at `key`; rejects with kind `not_found` when there is none. */
+  get(key: string, options?: GetOptions): Promise<Uint8Array>;
+  /** Every key starting with `prefix` (`""`: all), in byte order of their UTF-8 encoding. */
+  list(prefix?: string, options?: OperationOptions): Promise<string[]>;
+  /** Removes `key`; resolves when it did not exist (idempotent). Versions keep their history. */
+  delete(key: string, options?: OperationOptions): Promise<void>;
+  /** Releases connections and handles; further calls reject with kind `fatal`. Idempotent. */
+  close(): Promise<void>;
+
+  /** Size, time, metadata and version of `key` (`capabilities.stat`), else `unsupported`. */
+  stat(key: string, options?: OperationOptions): Promise<ObjectInfo>;
+  /** The versions of `key`, oldest first (`[]` when never written); needs `capabilities.versions`. */
+  versions(key: string, options?: OperationOptions): Promise<VersionInfo[]>;
+  /** Stores a body given as chunks; memory stays bounded where `capabilities.streaming`. */
+  putStream(key: string, source: ByteSource, options?: PutOptions): Promise<void>;
+  /** The value as chunks; rejects with `not_found` before yielding when there is none. */
+  getStream(key: string, options?: GetOptions): Promise<AsyncIterable<Uint8Array>>;
+  /** One page of keys under `prefix`, resumable with `next`. */
+  listPage(prefix?: string, options?: ListPageOptions): Promise<ListPage>;
+  /** Every key under `prefix`, page by page, without holding the whole listing. */
+  keys(prefix?: string, options?: ListPageOptions): AsyncIterable<string>;
+  /** Stores several values; not atomic across keys. */
+  putMany(entries: BatchEntry[], options?: OperationOptions): Promise<void>;
+  /** Values for several keys, `undefined` where a key is missing, in the order asked. */
+  getMany(keys: string[], options?: OperationOptions): Promise<(Uint8Array | undefined)[]>;
+  /** Deletes several keys (missing ones are fine). */
+  deleteMany(keys: string[], options?: OperationOptions): Promise<void>;
+  /**
+   * A change feed of puts and deletes under `prefix` from now on; resolves once the feed is
+   * live. Ends when `signal` aborts, the loop breaks, or the store closes. Needs `capabilities.watch`.
+   */
+  watch(prefix?: string, options?: OperationOptions): Promise<AsyncIterable<ChangeEvent>>;
+}
