@@ -137,12 +137,13 @@ export abstract class BaseStore implements Store {
       throw new StorageError("invalid", "source must be an async iterable of Uint8Array chunks (a Readable or ReadableStream)", { op: "putStream", key });
     }
     const metadata = normalizeMetadata(options.metadata, "putStream", key);
-    const chunks = validatedChunks(source, "putStream", key);
+    const chunks = validatedChunks(source, "putStream", key, options.signal);
     const clean = { signal: options.signal, metadata };
     const putStream = this._putStream;
     return this.run("putStream", key, options.signal, async () => {
       if (putStream) return putStream.call(this, key, chunks, clean);
       const data = await collect(chunks, this.capabilities.maxValueBytes, "putStream", key);
+      options.signal?.throwIfAborted();
       return this._put(key, data, clean);
     });
   }

@@ -24,9 +24,14 @@ export function isByteSource(value: unknown): value is ByteSource {
   );
 }
 
-/** Iterates a body, checking that every chunk is bytes (a string chunk would be silently re-encoded). */
-export async function* validatedChunks(source: ByteSource, op: StorageOp, key?: string): AsyncGenerator<Uint8Array> {
+/**
+ * Iterates a body, checking that every chunk is bytes (a string chunk would be silently
+ * re-encoded) and that the signal has not aborted. Skips empty chunks.
+ */
+export async function* validatedChunks(source: ByteSource, op: StorageOp, key?: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   for await (const chunk of source as AsyncIterable<unknown>) {
+    // Stop reading as soon as the caller gave up: the store must not commit a cancelled body.
+    signal?.throwIfAborted();
     if (!(chunk instanceof Uint8Array)) {
       throw new StorageError("invalid", `stream chunks must be Uint8Array, got ${typeof chunk}`, { op, key });
     }
