@@ -1,0 +1,34 @@
+import { pipeline } from "node:stream/promises";
+import type { Command } from "commander";
+import { assertKey } from "../../keys.js";
+import type { CliContext } from "../context.js";
+import { writeFileAtomic } from "../files.js";
+import { withProgress } from "../progress.js";
+
+export function register(program: Command, context: CliContext): void {
+  program
+    .command("get")
+    .description("write the value at KEY to stdout (byte for byte) or to a file")
+    .argument("<key>", "the key")
+    .option("-o, --output <file>", "write to FILE (atomically: all or nothing) instead of stdout")
+    .option("--version-id <id>", "an older version, as listed by `stowage versions KEY`")
+    .action(async (key: string, options: { output?: string; versionId?: string }) => {
+      assertKey(key, "get");
+      await context.withStore(async (store) => {
+        const signal = context.signal;
+        const version = options.versionId;
+        // The size only feeds the progress bar: ask for it only when a bar may be drawn.
+        const total = context.interactive && store.capabilities.stat && version === undefined
+          ? (await store.stat(key, { signal }).catch(() => undefined))?.size
+          : undefined;
+        const body = await store.getStream(key, { signal, version });
+        const chunks = withProgress(body, context, { label: `get ${key}`, total });
+        if (options.output !== undefined && options.output !== "-") {
+          await writeFileAtomic(options.output, chunks);
+        } else {
+          // Raw bytes, no encoding, no newline added; stdout stays open for the process.
+          await pipeline(chunks, context.io.stdout, { end: false });
+        }
+      });
+    });
+}
