@@ -44,6 +44,7 @@ export function registeredSchemes(): string[] {
 
 // Backends are imported lazily: a user of one backend never loads another's client library.
 registerBackend("memory", async (target, options) => (await import("./backends/memory.js")).openMemoryStore(target, options));
+registerBackend("s3", async (target, options) => (await import("./backends/s3.js")).openS3Store(target, options));
 
 /**
  * Opens a store by URL: `memory:`, `file:<dir>`, `nats://host:port/BUCKET`,
