@@ -1,0 +1,235 @@
+/**
+ * The standard cases every backend suite runs, over small adapters: one adapter per competitor
+ * (our store, the raw client, a peer library), each exposing put/get/list/delete (and streams
+ * where it has them) in its own namespace (bucket, table, directory). A suite builds its
+ * adapters and calls {@link standardCases}; the cases and their key layouts are the same for
+ * every backend, so figures compare across backends.
+ */
+import type { Readable } from "node:stream";
+import { KiB, MiB, type BenchContext, type Competitor, type Target } from "./harness.js";
+import type { Store } from "../src/types.js";
+
+/** One competitor's view of a backend. Keys are `/`-separated like the Store contract's. */
+export interface Adapter {
+  name: string;
+  /** When set, every case skips this adapter with this reason. */
+  skip?: string;
+  /** Why this adapter cannot list by prefix (skips the list case only). */
+  noList?: string;
+  /** Why this adapter has no streaming API (skips the streamed cases only). */
+  noStream?: string;
+  put(key: string, data: Uint8Array): Promise<unknown>;
+  get(key: string): Promise<Uint8Array>;
+  list(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<unknown>;
+  /** Writes `source` (chunks) at key without buffering it whole. */
+  putStream?(key: string, source: AsyncIterable<Uint8Array>): Promise<unknown>;
+  /** Reads key as chunks. */
+  getStream?(key: string): Promise<AsyncIterable<Uint8Array>>;
+  /** Fills many keys fast for the list case (default: `put` 64 at a time). */
+  fill?(keys: string[], data: Uint8Array): Promise<void>;
+}
+
+/** Which target each case checks, by case name ("get 1 KiB", "list 100 of 20k", …). */
+export type CaseTargets = Record<string, Target[]>;
+
+export interface StandardOptions {
+  /** Baseline competitor (the raw client). */
+  baseline: string;
+  targets?: CaseTargets;
+  /** Keys in the store for the list case and keys under the listed prefix. */
+  list?: { total: number; matching: number; label: string };
+  /** Size of the streamed value (default 64 MiB; 0 skips the streamed cases). */
+  streamBytes?: number;
+  /** Cases to leave out, with the reason printed. */
+  without?: Record<string, string>;
+  /** Operations in flight for the concurrency cases (default 64). */
+  concurrency?: number;
+}
+
+/** A value of `size` bytes with a pattern, so a truncated or shifted read is detectable. */
+export function pattern(size: number, seed = 0): Uint8Array {
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i++) data[i] = (i * 31 + seed) & 0xff;
+  return data;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+}
+
+/** Throws unless `adapter` gives back exactly what it was given: a benchmark of wrong answers is no benchmark. */
+async function verifyRoundTrip(adapter: Adapter, key: string, data: Uint8Array): Promise<void> {
+  await adapter.put(key, data);
+  const back = await adapter.get(key);
+  if (!sameBytes(back, data)) throw new Error(`${adapter.name} returned ${back.length} bytes for a ${data.length}-byte value (or different bytes)`);
+}
+
+/** `total` bytes in fresh `chunk`-byte chunks (fresh: a library may hold a chunk it was given). */
+export async function* chunks(total: number, chunk = MiB): AsyncIterable<Uint8Array> {
+  for (let sent = 0; sent < total; sent += chunk) yield Buffer.alloc(Math.min(chunk, total - sent), sent / chunk);
+}
+
+/** Reads a stream to the end, returning the byte count (and dropping the chunks). */
+export async function drain(source: AsyncIterable<Uint8Array>): Promise<number> {
+  let n = 0;
+  for await (const c of source) n += c.length;
+  return n;
+}
+
+/** Runs `fn` over `items`, `limit` at a time. */
+export async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+function competitor(adapter: Adapter, base: Omit<Competitor, "name">, skip?: string): Competitor {
+  const reason = adapter.skip ?? skip;
+  return { name: adapter.name, ...base, ...(reason ? { skip: reason } : {}) };
+}
+
+/**
+ * put/get 1 KiB and 1 MiB, streamed put/get, list of a prefix, delete, and 64 in flight, each
+ * with every adapter as a competitor.
+ */
+export async function standardCases(b: BenchContext, adapters: Adapter[], options: StandardOptions): Promise<void> {
+  const targets = options.targets ?? {};
+  const concurrency = options.concurrency ?? 64;
+  const run = async (name: string, spec: Omit<Parameters<BenchContext["run"]>[0], "name" | "baseline" | "targets">) => {
+    const skip = options.without?.[name];
+    if (skip) return b.skip(name, skip);
+    await b.run({ name, baseline: options.baseline, targets: targets[name], ...spec });
+  };
+
+  for (const size of [KiB, MiB]) {
+    const label = size === KiB ? "1 KiB" : "1 MiB";
+    const value = pattern(size);
+    const keys = size === KiB ? 200 : 20;
+    await run(`put ${label}`, {
+      bytesPerOp: size,
+      competitors: adapters.map((a) => competitor(a, {
+        setup: () => verifyRoundTrip(a, `bench/put${label.replace(" ", "")}/check`, value),
+        op: (i) => a.put(`bench/put${label.replace(" ", "")}/k${i % keys}`, value),
+      })),
+    });
+    await run(`get ${label}`, {
+      bytesPerOp: size,
+      competitors: adapters.map((a) => competitor(a, {
+        setup: async () => {
+          await eachLimit([...Array(keys).keys()], 16, (n) => a.put(`bench/get${label.replace(" ", "")}/k${n}`, value));
+          await verifyRoundTrip(a, `bench/get${label.replace(" ", "")}/k0`, value);
+        },
+        op: (i) => a.get(`bench/get${label.replace(" ", "")}/k${i % keys}`),
+      })),
+    });
+  }
+
+  const streamBytes = options.streamBytes ?? 64 * MiB;
+  if (streamBytes > 0) {
+    const label = `${streamBytes / MiB} MiB`;
+    const streamCase = { bytesPerOp: streamBytes, trackMemory: true, rounds: b.scale(3, 2), roundMs: 1, warmupMs: 1, maxOpsPerRound: 1 };
+    await run(`put ${label} streamed`, {
+      ...streamCase,
+      competitors: adapters.map((a) => competitor(a, {
+        op: (i) => (a.putStream as NonNullable<Adapter["putStream"]>)(`bench/stream/put${i % 2}`, chunks(streamBytes)),
+        teardown: () => Promise.all([a.delete("bench/stream/put0"), a.delete("bench/stream/put1")]),
+      }, a.noStream ?? (a.putStream ? undefined : "no streaming write"))),
+    });
+    await run(`get ${label} streamed`, {
+      ...streamCase,
+      competitors: adapters.map((a) => competitor(a, {
+        setup: async () => {
+          await (a.putStream as NonNullable<Adapter["putStream"]>)("bench/stream/get", chunks(streamBytes));
+        },
+        op: async () => {
+          const n = await drain(await (a.getStream as NonNullable<Adapter["getStream"]>)("bench/stream/get"));
+          if (n !== streamBytes) throw new Error(`read ${n} bytes of ${streamBytes}`);
+        },
+        teardown: () => a.delete("bench/stream/get"),
+      }, a.noStream ?? (a.putStream && a.getStream ? undefined : "no streaming read/write"))),
+    });
+  }
+
+  const list = options.list ?? { total: b.scale(20_000, 2_000), matching: 100, label: "list 100 of 20k" };
+  if (b.wants(list.label)) {
+    const prefixes = Math.ceil(list.total / list.matching);
+    const small = pattern(16);
+    // Keys spread over `prefixes` prefixes of `matching` keys each; the case lists one in the middle.
+    const keys = Array.from({ length: list.total }, (_, n) => `bench/list/p${String(n % prefixes).padStart(5, "0")}/k${String(Math.floor(n / prefixes)).padStart(6, "0")}`);
+    const target = `bench/list/p${String(Math.floor(prefixes / 2)).padStart(5, "0")}/`;
+    await run(list.label, {
+      competitors: adapters.map((a) => competitor(a, {
+        setup: async () => {
+          await (a.fill ? a.fill(keys, small) : eachLimit(keys, 64, (k) => a.put(k, small)));
+          const found = await a.list(target);
+          if (found.length !== list.matching) throw new Error(`listed ${found.length} keys under the prefix, expected ${list.matching}`);
+        },
+        op: () => a.list(target),
+      }, a.noList)),
+    });
+  }
+
+  const delValue = pattern(KiB);
+  const perRound = b.scale(300, 100);
+  await run("delete 1 KiB", {
+    maxOpsPerRound: perRound,
+    competitors: adapters.map((a) => {
+      const prepared: string[] = [];
+      let batch = 0;
+      return competitor(a, {
+        beforeRound: async () => {
+          const keys = Array.from({ length: perRound }, (_, n) => `bench/delete/b${batch}/k${n}`);
+          batch++;
+          await eachLimit(keys, 16, (k) => a.put(k, delValue));
+          prepared.push(...keys);
+        },
+        op: async () => {
+          const key = prepared.pop();
+          if (key === undefined) throw new Error("delete round ran past its prepared keys");
+          await a.delete(key);
+        },
+      });
+    }),
+  });
+
+  const value = pattern(KiB);
+  await run(`get 1 KiB, ${concurrency} in flight`, {
+    bytesPerOp: KiB,
+    concurrency,
+    competitors: adapters.map((a) => competitor(a, {
+      setup: () => eachLimit([...Array(256).keys()], 16, (n) => a.put(`bench/conc/k${n}`, value)),
+      op: (i) => a.get(`bench/conc/k${i % 256}`),
+    })),
+  });
+  await run(`put 1 KiB, ${concurrency} in flight`, {
+    bytesPerOp: KiB,
+    concurrency,
+    competitors: adapters.map((a) => competitor(a, {
+      op: (i) => a.put(`bench/conc/p${i % 1024}`, value),
+    })),
+  });
+}
+
+/** An adapter over any stowage {@link Store} (ours, through the public API). */
+export function storeAdapter(name: string, store: Store): Adapter {
+  return {
+    name,
+    put: (key, data) => store.put(key, data),
+    get: (key) => store.get(key),
+    list: (prefix) => store.list(prefix),
+    delete: (key) => store.delete(key),
+    putStream: (key, source) => store.putStream(key, source),
+    getStream: (key) => store.getStream(key),
+    fill: async (keys, data) => {
+      for (let i = 0; i < keys.length; i += 500) await store.putMany(keys.slice(i, i + 500).map((key) => ({ key, data })));
+    },
+  };
+}
+
+/** Wraps a Node Readable/iterable as an async iterable of Uint8Array. */
+export function asChunks(source: Readable | AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  return source as AsyncIterable<Uint8Array>;
+}

@@ -1,0 +1,128 @@
+// The benchmark harness's arithmetic and drawing (not timing): statistics on known inputs,
+// ratios and target verdicts, and the SVG charts being well-formed documents.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { median, percentile, ratio, summarizeLatencies } from "../src/cli/bench-stats.js";
+import { checkTarget, formatBytes, runCase, type CompetitorResult } from "../bench/harness.js";
+import { escapeXml, formatTick, makeScale, renderChart } from "../bench/svg.js";
+
+describe("bench statistics", () => {
+  it("computes medians and interpolated percentiles", () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2.5);
+    assert.equal(percentile([1, 2, 3, 4, 5], 0), 1);
+    assert.equal(percentile([1, 2, 3, 4, 5], 100), 5);
+    assert.equal(percentile([10, 20, 30, 40, 50, 60, 70, 80, 90, 100], 90), 91);
+    const hundred = Array.from({ length: 101 }, (_, i) => 100 - i); // 0..100 reversed
+    assert.equal(percentile(hundred, 99), 99);
+    assert.ok(Number.isNaN(median([])));
+    assert.throws(() => percentile([1], 101), RangeError);
+  });
+
+  it("summarizes latencies without being fooled by order", () => {
+    const s = summarizeLatencies([5, 1, 4, 2, 3]);
+    assert.deepEqual(s, { p50: 3, p99: 4.96, min: 1, max: 5, count: 5 });
+  });
+
+  it("computes ratios only between real measurements", () => {
+    assert.equal(ratio(500, 100), 5);
+    assert.equal(ratio(90, 100), 0.9);
+    assert.equal(ratio(undefined, 100), undefined);
+    assert.equal(ratio(100, 0), undefined);
+    assert.equal(ratio(100, NaN), undefined);
+  });
+
+  it("judges targets honestly, and says why an unmeasured one is not met", () => {
+    const results: CompetitorResult[] = [
+      { name: "ours", opsPerSec: 4500, latencyMs: { p50: 0.0015, p99: 0.01, min: 0, max: 1, count: 9 }, peakRssGrowthBytes: 40 * 1024 * 1024 },
+      { name: "seed", opsPerSec: 500 },
+      { name: "raw", opsPerSec: 5100 },
+      { name: "peer", skipped: "cannot load" },
+    ];
+    const seed = checkTarget({ issue: "#3", kind: "ratio", of: "ours", vs: "seed", atLeast: 5 }, results);
+    assert.equal(seed.measured, 9);
+    assert.equal(seed.met, true);
+    const raw = checkTarget({ issue: "#3", kind: "ratio", of: "ours", vs: "raw", atLeast: 0.9 }, results);
+    assert.ok(Math.abs((raw.measured ?? 0) - 4500 / 5100) < 1e-12);
+    assert.equal(raw.met, false);
+    const peer = checkTarget({ issue: "#4", kind: "ratio", of: "ours", vs: "peer", atLeast: 1 }, results);
+    assert.equal(peer.met, false);
+    assert.match(peer.reason ?? "", /peer skipped: cannot load/);
+    assert.equal(checkTarget({ issue: "#5", kind: "latency", of: "ours", stat: "p50", atMostMs: 0.002 }, results).met, true);
+    const rss = checkTarget({ issue: "#3", kind: "memory", of: "ours", belowBytes: 32 * 1024 * 1024 }, results);
+    assert.equal(rss.met, false);
+    assert.equal(rss.measured, 40 * 1024 * 1024);
+  });
+
+  it("runs a case: skipped and failing competitors are reported, never dropped", async () => {
+    let ops = 0;
+    const result = await runCase("t", {
+      name: "tiny",
+      rounds: 2,
+      roundMs: 5,
+      warmupMs: 1,
+      baseline: "fine",
+      competitors: [
+        { name: "fine", op: async () => void ops++ },
+        { name: "broken", op: async () => { throw new Error("boom"); } },
+        { name: "absent", op: async () => {}, skip: "not installed" },
+      ],
+    }, { quick: true, rounds: 2, roundMs: 5, warmupMs: 1 });
+    const [fine, broken, absent] = result.competitors;
+    assert.ok(ops > 0);
+    assert.equal(fine?.ratio, 1);
+    assert.equal(fine?.roundOpsPerSec?.length, 2);
+    assert.match(broken?.failed ?? "", /warm-up: boom/);
+    assert.equal(absent?.skipped, "not installed");
+  });
+
+  it("formats sizes", () => {
+    assert.equal(formatBytes(1024), "1 KiB");
+    assert.equal(formatBytes(64 * 1024 * 1024), "64 MiB");
+    assert.equal(formatTick(20_000, "count"), "20k");
+    assert.equal(formatTick(0.5, "ms"), "500 µs");
+  });
+});
+
+/** True when every tag opened is closed in order (enough to catch broken markup we write). */
+function balanced(xml: string): boolean {
+  const stack: string[] = [];
+  for (const m of xml.matchAll(/<(\/?)([a-zA-Z][\w:-]*)[^>]*?(\/?)>/g)) {
+    const [, closing, name, selfClosing] = m;
+    if (selfClosing) continue;
+    if (closing) {
+      if (stack.pop() !== name) return false;
+    } else stack.push(name as string);
+  }
+  return stack.length === 0;
+}
+
+describe("bench charts", () => {
+  it("renders a well-formed SVG document with axes, series and legend", () => {
+    const svg = renderChart({
+      id: "t",
+      title: "list <time> & size",
+      x: { label: "keys in store", unit: "count", log: true },
+      y: { label: "ms per list", unit: "ms", log: true },
+      series: [
+        { name: "stowage", points: [{ x: 1000, y: 0.5 }, { x: 10000, y: 0.6 }, { x: 100000, y: 0.7 }] },
+        { name: "seed", points: [{ x: 1000, y: 12 }, { x: 10000, y: 130 }, { x: 100000, y: 1400 }] },
+      ],
+    });
+    assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.ok(svg.trimEnd().endsWith("</svg>"));
+    assert.ok(balanced(svg), "tags balance");
+    assert.ok(svg.includes("list &lt;time&gt; &amp; size"), "title escaped");
+    assert.equal((svg.match(/<polyline /g) ?? []).length, 2);
+    assert.ok(svg.includes(">1k<") && svg.includes(">100k<"), "log ticks at powers of ten");
+    assert.ok(!/NaN|undefined|Infinity/.test(svg));
+  });
+
+  it("maps log scales monotonically onto pixels", () => {
+    const s = makeScale([1024, 64 * 1024 * 1024], { label: "size", unit: "bytes", log: true }, 0, 100);
+    assert.ok(s.map(1024) <= s.map(1024 * 1024) && s.map(1024 * 1024) <= s.map(64 * 1024 * 1024));
+    assert.equal(s.map(s.ticks[0] as number), 0);
+    assert.equal(s.map(s.ticks[s.ticks.length - 1] as number), 100);
+    assert.equal(escapeXml(`a"b'<>&`), "a&quot;b&apos;&lt;&gt;&amp;");
+  });
+});
