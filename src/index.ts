@@ -10,3 +10,29 @@ export { MAX_KEY_BYTES, keyProblem, prefixProblem, compareKeys, sortKeys, prefix
 export { MAX_METADATA_BYTES } from "./internal/metadata.js";
 export { MemoryStore } from "./backends/memory.js";
 export type { MemoryStoreOptions } from "./backends/memory.js";
+export {
+  Archiver,
+  TimeBucketKeyGenerator,
+  EntityKeyGenerator,
+  CompositeKeyGenerator,
+  DefaultMetadataExtractor,
+  CompositeMetadataExtractor,
+  normalizeExtractedMetadata,
+  jsonCodec,
+  entityOf,
+  toSegment,
+  timeOrderedId,
+  hourBucket,
+} from "./archive/index.js";
+export type {
+  ArchiverOptions,
+  ArchiveOptions,
+  KeyGenerator,
+  OptionalKeyGenerator,
+  MetadataExtractor,
+  Codec,
+  TimeBucketKeyOptions,
+  EntityKeyOptions,
+  CompositeKeyOptions,
+  EntityRef,
+} from "./archive/index.js";
