@@ -44,7 +44,10 @@ export function registeredSchemes(): string[] {
 
 // Backends are imported lazily: a user of one backend never loads another's client library.
 registerBackend("memory", async (target, options) => (await import("./backends/memory.js")).openMemoryStore(target, options));
+registerBackend("file", async (target, options) => (await import("./backends/file.js")).openFileStore(target, options));
 registerBackend("s3", async (target, options) => (await import("./backends/s3.js")).openS3Store(target, options));
+registerBackend(["postgres", "postgresql"], async (target, options) => (await import("./backends/postgres.js")).openPostgresStore(target, options));
+registerBackend(["nats", "tls"], async (target, options) => (await import("./backends/nats.js")).openNatsStore(target, options));
 
 /**
  * Opens a store by URL: `memory:`, `file:<dir>`, `nats://host:port/BUCKET`,
