@@ -1,0 +1,94 @@
+/**
+ * Filesystem steps the file store takes with care: directories made one level at a time without
+ * following symbolic links, a containment check before touching a directory, full writes, and
+ * directory fsync.
+ */
+import type { FileHandle } from "node:fs/promises";
+import { lstat, mkdir, open, realpath } from "node:fs/promises";
+import { join } from "node:path";
+
+export function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * Thrown when a directory inside the root is a symbolic link or a file: we never follow or
+ * replace it. Carries ELOOP, the code the kernel gives for O_NOFOLLOW on a link, so both are
+ * classified alike.
+ */
+export function notAStoreDirectory(relative: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`${relative} is a symbolic link or not a directory`);
+  err.code = "ELOOP";
+  return err;
+}
+
+/**
+ * True when `root/components...` exists and is a real directory reached without symbolic links
+ * (its real path is exactly the lexical one; `root` is already a real path). False when it does
+ * not exist; throws when it exists somewhere else.
+ */
+export async function isContainedDir(root: string, components: readonly string[]): Promise<boolean> {
+  if (components.length === 0) return true;
+  const path = join(root, ...components);
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (err) {
+    const code = errno(err);
+    if (code === "ENOENT" || code === "ENOTDIR") return false;
+    throw err;
+  }
+  if (real !== path) throw notAStoreDirectory(components.join("/"));
+  if (!(await lstat(path)).isDirectory()) throw notAStoreDirectory(components.join("/"));
+  return true;
+}
+
+/**
+ * Makes `root/components...` exist as real directories, one level at a time: `mkdir` of an
+ * existing name never follows it, and each existing one is checked with `lstat`. A concurrent
+ * delete may remove an empty directory between two steps; the caller retries on ENOENT.
+ * With `sync`, each parent that got a new entry is fsynced, so the new directory survives a
+ * power cut.
+ */
+export async function ensureDir(root: string, components: readonly string[], sync: boolean): Promise<string> {
+  if (await isContainedDir(root, components)) return join(root, ...components);
+  let path = root;
+  for (let i = 0; i < components.length; i++) {
+    const parent = path;
+    path = join(path, components[i]!);
+    try {
+      await mkdir(path);
+      if (sync) await syncDir(parent);
+    } catch (err) {
+      if (errno(err) !== "EEXIST") throw err;
+      if (!(await lstat(path)).isDirectory()) throw notAStoreDirectory(components.slice(0, i + 1).join("/"));
+    }
+  }
+  return path;
+}
+
+/** Writes all of `data` (a single write may be short). */
+export async function writeAll(handle: FileHandle, data: Uint8Array, position: number | null = null, signal?: AbortSignal): Promise<void> {
+  // Large values go in slices so an abort is noticed between them.
+  const SLICE = 1024 * 1024;
+  let offset = 0;
+  while (offset < data.byteLength) {
+    signal?.throwIfAborted();
+    const length = Math.min(SLICE, data.byteLength - offset);
+    const { bytesWritten } = await handle.write(data, offset, length, position === null ? null : position + offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Makes a directory's entries (a rename, a new file) durable. */
+export async function syncDir(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } catch (err) {
+    // Some filesystems cannot fsync a directory; there is nothing more to do there.
+    if (errno(err) !== "EINVAL" && errno(err) !== "EISDIR") throw err;
+  } finally {
+    await handle.close();
+  }
+}
