@@ -10,6 +10,8 @@ export { MAX_KEY_BYTES, keyProblem, prefixProblem, compareKeys, sortKeys, prefix
 export { MAX_METADATA_BYTES } from "./internal/metadata.js";
 export { MemoryStore } from "./backends/memory.js";
 export type { MemoryStoreOptions } from "./backends/memory.js";
+export { FileStore } from "./backends/file.js";
+export type { FileStoreOptions, NameMode } from "./backends/file.js";
 export {
   Archiver,
   TimeBucketKeyGenerator,
