@@ -14,6 +14,7 @@ import {
   normalizeExtractedMetadata,
   toSegment,
   type KeyGenerator,
+  type OptionalKeyGenerator,
 } from "../src/archive/index.js";
 import { assertInvalid } from "../src/testing/helpers.js";
 
@@ -155,7 +156,7 @@ describe("CompositeKeyGenerator", () => {
   });
 
   it("mode join: every applying key joined", () => {
-    const tenant: KeyGenerator & { keyFor(m: unknown): string | undefined } = {
+    const tenant: OptionalKeyGenerator = {
       keyFor: (m) => (m as { tenant?: string } | null)?.tenant,
       generateKey: () => "unknown",
     };
@@ -166,7 +167,8 @@ describe("CompositeKeyGenerator", () => {
   });
 
   it("refuses when nothing applies, and bad construction", () => {
-    throwsInvalid(() => new CompositeKeyGenerator([{ keyFor: () => undefined, generateKey: () => "x" }]).generateKey({}), /no key generator applies/);
+    const never: OptionalKeyGenerator = { keyFor: () => undefined, generateKey: () => "x" };
+    throwsInvalid(() => new CompositeKeyGenerator([never]).generateKey({}), /no key generator applies/);
     throwsInvalid(() => new CompositeKeyGenerator([]));
     throwsInvalid(() => new CompositeKeyGenerator([{} as KeyGenerator]));
     throwsInvalid(() => new CompositeKeyGenerator([time], { mode: "all" as "first" }));
