@@ -1,0 +1,282 @@
+/**
+ * The storage component: a {@link Store} served over NATS ports (api, write, events), with a
+ * lifecycle (idempotent start, graceful stop) and discovery (meta, ports, config schema,
+ * health, real flow rates; registered as a NATS micro service).
+ */
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Service } from "@nats-io/services";
+import type { Registry } from "prom-client";
+import { StorageError } from "../errors.js";
+import { sleep } from "../internal/signal.js";
+import { openStore, redactUrl } from "../open.js";
+import type { Store } from "../types.js";
+import { ApiHandler, type Logger } from "./api.js";
+import { createArchiveFn, type ArchivingOptions } from "./archiving.js";
+import { configJsonSchema, resolveConfig, type ComponentConfig, type ComponentConfigInput, type PortInfo } from "./config.js";
+import { EventPublisher } from "./events.js";
+import type { FlowMetrics } from "./flow.js";
+import type { ComponentState, Health } from "./health.js";
+import { InFlight } from "./in-flight.js";
+import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
+import { natsConnectionOptions, redactedServers } from "./nats-options.js";
+import { registerService, VERSION } from "./service.js";
+import { Telemetry } from "./telemetry.js";
+import { createWritePort, type WritePort } from "./write-port.js";
+
+/** The NATS default max_payload, used until the server says otherwise. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+export interface StorageComponentOptions {
+  /** The configuration file's content (validated; see `stowage serve --print-schema`). */
+  config?: ComponentConfigInput;
+  /** Serve this store instead of opening `config.store`, as given (no `data_cache`). The caller closes it. */
+  store?: Store;
+  /** Use this connection instead of connecting per `config.nats`. The caller closes it. */
+  nc?: NatsConnection;
+  /** Key generator and metadata extractor for `store` requests and the write port. */
+  archiving?: ArchivingOptions;
+  /** Prometheus registry for the component's and the store's metrics (default: a fresh one). */
+  registry?: Registry;
+  /** Where operational messages go (default: JSON lines on stderr). */
+  logger?: Logger;
+}
+
+/** Who the component is, as discovery reports it. */
+export interface ComponentMeta {
+  name: string;
+  type: "storage";
+  description: string;
+  version: string;
+}
+
+/** Everything discovery tells, as `<api>.describe` answers it. */
+export interface Discovery {
+  meta: ComponentMeta;
+  ports: { inputs: PortInfo[]; outputs: PortInfo[] };
+  config_schema: Record<string, unknown>;
+  health: Health;
+  flow: FlowMetrics;
+}
+
+/**
+ * @example
+ * const component = new StorageComponent({ config: { name: "archive", store: "file:./data", nats: { servers: "nats://127.0.0.1:4222" } } });
+ * await component.start();
+ * // requests: nats req storage.archive.api '{"action":"get","key":"a/b"}'
+ * await component.stop(5000);
+ */
+export class StorageComponent {
+  /** The resolved configuration (secrets included: do not log it). */
+  readonly config: ComponentConfig;
+  readonly telemetry: Telemetry;
+  readonly #options: StorageComponentOptions;
+  readonly #logger: Logger;
+  readonly #inFlight: InFlight;
+  #state: ComponentState = "stopped";
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+  #nc: NatsConnection | undefined;
+  #store: Store | undefined;
+  #ownsStore = false;
+  #service: Service | undefined;
+  #writePort: WritePort | undefined;
+  #metricsServer: MetricsServer | undefined;
+
+  /** Validates the configuration: a bad one throws a StorageError of kind `invalid` naming the field. */
+  constructor(options: StorageComponentOptions = {}) {
+    this.config = resolveConfig(options.config ?? {});
+    this.#options = options;
+    this.#logger = options.logger ?? stderrLogger(this.config.name);
+    this.telemetry = new Telemetry(this.config.name, options.registry);
+    this.#inFlight = new InFlight((n) => this.telemetry.setInFlight(n));
+  }
+
+  get state(): ComponentState {
+    return this.#state;
+  }
+
+  /** The store being served (after start). */
+  get store(): Store | undefined {
+    return this.#store;
+  }
+
+  /** `http://host:port/metrics` when a metrics port is configured and the component runs. */
+  get metricsUrl(): string | undefined {
+    return this.#metricsServer?.url;
+  }
+
+  /** Connects, opens the store, subscribes the ports and registers the service. Idempotent. */
+  start(): Promise<void> {
+    if (this.#state === "running") return Promise.resolve();
+    if (this.#stopping) return Promise.reject(new StorageError("fatal", "the component is stopping", { op: "start" }));
+    this.#starting ??= this.#start().finally(() => (this.#starting = undefined));
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    this.#state = "starting";
+    const config = this.config;
+    try {
+      const nc = (this.#nc = this.#options.nc ?? (await this.#connect()));
+      this.#store = await this.#openStore();
+      const store = this.#store;
+      const events = new EventPublisher(nc, config.events.subject, config.name);
+      const archive = createArchiveFn(store, config.keyPrefix, this.#options.archiving);
+      const common = { config, events, telemetry: this.telemetry, inFlight: this.#inFlight, logger: this.#logger, archive };
+      const api = new ApiHandler({
+        ...common,
+        store,
+        maxPayload: () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
+        stopping: () => this.#state !== "running",
+      });
+      this.#service = await registerService({
+        nc,
+        config,
+        api,
+        describe: () => this.describe(),
+        statsData: () => ({ health: this.health(), flow: this.flowMetrics() }),
+        storeScheme: config.store.split(":")[0] ?? "",
+      });
+      this.#writePort = createWritePort({ ...common, nc });
+      await this.#writePort.start();
+      if (config.metricsPort !== undefined) {
+        this.#metricsServer = await startMetricsServer(this.telemetry.registry, config.metricsHost, config.metricsPort);
+      }
+      this.#state = "running";
+      this.telemetry.health.started();
+      this.#logger.info("started", {
+        api: config.api.subject,
+        write: `${config.write.subject} (${config.write.type})`,
+        events: config.events.subject,
+        store: redactUrl(config.store),
+        metrics: this.#metricsServer?.url,
+      });
+    } catch (err) {
+      await this.#release();
+      this.#state = "stopped";
+      throw err instanceof StorageError ? err : new StorageError("fatal", `could not start: ${err instanceof Error ? err.message : String(err)}`, { op: "start", cause: err });
+    }
+  }
+
+  async #connect(): Promise<NatsConnection> {
+    try {
+      return await connect(natsConnectionOptions(this.config));
+    } catch (cause) {
+      if (cause instanceof StorageError) throw cause;
+      // The client's message may echo the URL; name the servers ourselves, redacted.
+      throw new StorageError("transient", `cannot connect to NATS at ${redactedServers(this.config)}: ${cause instanceof Error ? cause.name : "error"}`, { op: "start", cause });
+    }
+  }
+
+  async #openStore(): Promise<Store> {
+    const { dataCache } = this.config;
+    const cache = dataCache.enabled ? { strategy: dataCache.strategy, maxEntries: dataCache.maxEntries, maxBytes: dataCache.maxBytes, ttlMs: dataCache.ttlMs } : undefined;
+    const given = this.#options.store;
+    if (given) {
+      // Served as given: a cache layer would close the caller's store with itself.
+      if (cache) this.#logger.warn("data_cache is ignored for a store passed in: wrap it with withCache yourself");
+      return given;
+    }
+    this.#ownsStore = true;
+    const metrics = this.config.metricsPort !== undefined || this.#options.registry ? { registry: this.telemetry.registry } : undefined;
+    return openStore(this.config.store, { cache, metrics });
+  }
+
+  /**
+   * Stops intake (unsubscribes the api, drains the write port), waits up to `timeoutMs` for
+   * requests and messages in flight, then closes the store and the connection it opened.
+   * Idempotent; resolves once stopped.
+   */
+  stop(timeoutMs = 10_000): Promise<void> {
+    if (this.#state === "stopped" && !this.#starting) return Promise.resolve();
+    this.#stopping ??= this.#stop(timeoutMs).finally(() => (this.#stopping = undefined));
+    return this.#stopping;
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
+    await this.#starting?.catch(() => undefined);
+    if (this.#state === "stopped") return;
+    const deadline = Date.now() + timeoutMs;
+    this.#state = "stopping";
+    const left = () => Math.max(0, deadline - Date.now());
+    const intake = Promise.allSettled([this.#service?.stop(), this.#writePort?.stopIntake()]);
+    await Promise.race([intake, sleep(left())]);
+    const drained = await Promise.race([this.#inFlight.idle().then(() => true), sleep(left()).then(() => false)]);
+    if (!drained) this.#logger.warn("stop: gave up waiting for work in flight", { inFlight: this.#inFlight.count, timeoutMs });
+    await this.#release();
+    this.telemetry.health.stopped();
+    this.#state = "stopped";
+    this.#logger.info("stopped", { drained });
+  }
+
+  /** Releases whatever start acquired (also after a failed start). */
+  async #release(): Promise<void> {
+    const service = this.#service;
+    this.#service = undefined;
+    await service?.stop().catch(() => undefined);
+    const writePort = this.#writePort;
+    this.#writePort = undefined;
+    await writePort?.stopIntake().catch(() => undefined);
+    const metrics = this.#metricsServer;
+    this.#metricsServer = undefined;
+    await metrics?.close();
+    const nc = this.#nc;
+    this.#nc = undefined;
+    if (nc && !nc.isClosed()) {
+      if (this.#options.nc) await nc.flush().catch(() => undefined);
+      else await nc.drain().catch(() => nc.close());
+    }
+    const store = this.#store;
+    this.#store = undefined;
+    if (store && this.#ownsStore) await store.close().catch((err: unknown) => this.#logger.warn("closing the store failed", { error: String(err) }));
+  }
+
+  meta(): ComponentMeta {
+    return { name: this.config.name, type: "storage", description: this.config.description, version: VERSION };
+  }
+
+  inputPorts(): PortInfo[] {
+    return [{ ...this.config.api }, { ...this.config.write }];
+  }
+
+  outputPorts(): PortInfo[] {
+    return [{ ...this.config.events }];
+  }
+
+  /** The JSON Schema of the configuration file. */
+  configSchema(): Record<string, unknown> {
+    return configJsonSchema();
+  }
+
+  health(): Health {
+    const nc = this.#nc;
+    const storeOpen = this.#store !== undefined && (this.#store as { closed?: boolean }).closed !== true;
+    return this.telemetry.health.report(this.#state, nc !== undefined && !nc.isClosed(), storeOpen);
+  }
+
+  /** Rates over the last minute (messages/s, bytes/s, errors/s, error rate) and totals. */
+  flowMetrics(): FlowMetrics {
+    return this.telemetry.flow.snapshot();
+  }
+
+  describe(): Discovery {
+    return {
+      meta: this.meta(),
+      ports: { inputs: this.inputPorts(), outputs: this.outputPorts() },
+      config_schema: this.configSchema(),
+      health: this.health(),
+      flow: this.flowMetrics(),
+    };
+  }
+}
+
+/** JSON lines on stderr: `{"time":…,"level":"info","component":"objectstore","msg":"started",…}`. */
+export function stderrLogger(component: string): Logger {
+  const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, component, msg, ...fields })}\n`);
+  };
+  return { info: write("info"), warn: write("warn"), error: write("error") };
+}
+
+/** A logger that drops everything (tests, embedding without logs). */
+export const silentLogger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };

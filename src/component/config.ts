@@ -1,0 +1,285 @@
+/**
+ * The component's configuration: one zod 4 schema (the single source of validation, defaults
+ * and the JSON Schema `stowage serve --print-schema` prints) and {@link resolveConfig}, which
+ * turns a validated file into the camel-cased, fully defaulted {@link ComponentConfig} the
+ * component runs on.
+ */
+import { z } from "zod";
+import { StorageError } from "../errors.js";
+import { parseDuration, parseSize } from "./units.js";
+
+/** The api actions; each is also a NATS micro-service endpoint `<api subject>.<action>`. */
+export const ACTIONS = ["get", "store", "list", "put", "delete", "stat", "versions"] as const;
+export type Action = (typeof ACTIONS)[number];
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+// Literal subject tokens only: the api subject gets `.<action>` appended, and a wildcard here
+// would make one component answer another's requests.
+const SUBJECT = /^[^\s.*>]+(\.[^\s.*>]+)*$/;
+
+const duration = z
+  .union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h|d)$/)])
+  .describe('milliseconds, or a string with a unit: "500ms", "30s", "5m", "1h", "1d"');
+const size = z
+  .union([z.number().int().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/)])
+  .describe('bytes, or a string with a unit: "512KiB", "1MiB", "10MB"');
+const subject = z.string().regex(SUBJECT, "must be a NATS subject of literal tokens (no spaces, wildcards or empty tokens)");
+const secret = (what: string) => z.string().min(1).describe(`${what}; never logged. Prefer the environment variable over the file.`);
+
+const apiPort = z
+  .object({
+    name: z.literal("api"),
+    type: z.literal("request").default("request").describe("request/reply"),
+    subject: subject.describe("default storage.<name>.api; actions also answer on <subject>.<action>"),
+    description: z.string().optional(),
+  })
+  .strict();
+const writePort = z
+  .object({
+    name: z.literal("write"),
+    type: z
+      .enum(["subscribe", "jetstream"])
+      .default("subscribe")
+      .describe("subscribe: a plain queue subscription (messages sent while no instance runs are lost); jetstream: a durable consumer on a stream (see `write`)"),
+    subject: subject.describe("default storage.<name>.write"),
+    description: z.string().optional(),
+  })
+  .strict();
+const eventsPort = z
+  .object({
+    name: z.literal("events"),
+    type: z.literal("publish").default("publish"),
+    subject: subject.describe("default storage.<name>.events"),
+    description: z.string().optional(),
+  })
+  .strict();
+
+/** The JSON configuration file, as validated. Snake case, like the seed's component config. */
+export const configSchema = z
+  .object({
+    name: z.string().regex(NAME, "must be 1-64 characters of A-Z a-z 0-9 _ -").default("objectstore").describe("component and micro-service name; subjects default to storage.<name>.*"),
+    description: z.string().optional(),
+    store: z.string().min(1).default("file:./.stowage").describe("store URL: memory:, file:DIR, nats://host:port/BUCKET, s3://BUCKET?..., postgres://..."),
+    nats: z
+      .object({
+        servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).default("nats://127.0.0.1:4222"),
+        user: z.string().min(1).optional(),
+        pass: secret("password for user").optional(),
+        token: secret("authentication token (env STOWAGE_NATS_TOKEN)").optional(),
+        nkey_seed: secret("NKey seed, SU... (env STOWAGE_NATS_NKEY_SEED)").optional(),
+        creds_file: z.string().min(1).optional().describe("path to a .creds file (JWT + NKey seed)"),
+        tls: z
+          .object({
+            ca_file: z.string().min(1).optional(),
+            cert_file: z.string().min(1).optional(),
+            key_file: z.string().min(1).optional(),
+            handshake_first: z.boolean().optional(),
+          })
+          .strict()
+          .optional()
+          .describe("present (even {}): require TLS"),
+        connection_name: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    ports: z
+      .object({
+        inputs: z.array(z.discriminatedUnion("name", [apiPort, writePort])).max(2).optional(),
+        outputs: z.array(eventsPort).max(1).optional(),
+      })
+      .strict()
+      .optional()
+      .describe("like the seed's port config; a port left out gets its default"),
+    data_cache: z
+      .object({
+        enabled: z.boolean().default(false),
+        strategy: z.enum(["lru", "ttl", "hybrid"]).default("hybrid"),
+        max_size: z.number().int().positive().default(1000).describe("entries"),
+        max_bytes: size.default("64MiB"),
+        ttl: duration.default("1h"),
+      })
+      .strict()
+      .prefault({}),
+    timeouts: z
+      .object({
+        default: duration.default("5s"),
+        ...Object.fromEntries(ACTIONS.map((a) => [a, duration.optional()])),
+      })
+      .strict()
+      .prefault({})
+      .describe("per-request deadline per action; a request over it is answered with a transient error"),
+    max_value_size: size.optional().describe("largest value the api and write ports accept (default: what fits one NATS message)"),
+    max_in_flight: z.number().int().positive().default(256).describe("requests handled at once; more are answered with a transient 'busy' error"),
+    queue_group: z.string().regex(NAME, "must be 1-64 characters of A-Z a-z 0-9 _ -").default("stowage").describe("instances sharing this group share the api and write subjects"),
+    write: z
+      .object({
+        key_prefix: z.string().min(1).default("messages").describe("keys are <key_prefix>/YYYY/MM/DD/HH/<id>"),
+        stream: z.string().regex(NAME).optional().describe("jetstream mode; default STOWAGE_<NAME>"),
+        create_stream: z.boolean().default(true).describe("create the stream (capturing the write subject) when missing"),
+        durable: z.string().regex(NAME).optional().describe("jetstream mode; default stowage-<name>"),
+        max_deliver: z.number().int().min(1).max(1000).default(5).describe("deliveries before a failing message goes to the dead-letter subject"),
+        backoff: z.array(duration).min(1).default(["1s", "5s", "30s"]).describe("redelivery delay after the 1st, 2nd... failure (the last repeats)"),
+        ack_wait: duration.default("30s"),
+        dead_letter_subject: subject.optional().describe("default storage.<name>.write.dead"),
+      })
+      .strict()
+      .prefault({}),
+    metrics_port: z.number().int().min(0).max(65535).optional().describe("serve Prometheus metrics at http://127.0.0.1:<port>/metrics (0: any free port)"),
+    metrics_host: z.string().default("127.0.0.1"),
+  })
+  .strict();
+
+/** The configuration file as written (every field optional). */
+export type ComponentConfigInput = z.input<typeof configSchema>;
+
+/** A port as discovery reports it. */
+export interface PortInfo {
+  name: string;
+  type: string;
+  subject: string;
+  description: string;
+}
+
+/** The configuration the component runs on: validated, defaulted, units converted. */
+export interface ComponentConfig {
+  name: string;
+  description: string;
+  /** Store URL; may hold secrets, never log it (use `redactUrl`). */
+  store: string;
+  nats: {
+    servers: string[];
+    user?: string;
+    pass?: string;
+    token?: string;
+    nkeySeed?: string;
+    credsFile?: string;
+    tls?: { caFile?: string; certFile?: string; keyFile?: string; handshakeFirst?: boolean };
+    connectionName?: string;
+  };
+  api: PortInfo;
+  write: PortInfo & { type: "subscribe" | "jetstream" };
+  events: PortInfo;
+  dataCache: { enabled: boolean; strategy: "lru" | "ttl" | "hybrid"; maxEntries: number; maxBytes: number; ttlMs: number };
+  /** Deadline per action, milliseconds. */
+  timeoutsMs: Record<Action, number>;
+  /** Largest value accepted, bytes; undefined: bounded by the server's max_payload. */
+  maxValueBytes: number | undefined;
+  maxInFlight: number;
+  queueGroup: string;
+  jetstream: {
+    stream: string;
+    createStream: boolean;
+    durable: string;
+    maxDeliver: number;
+    backoffMs: number[];
+    ackWaitMs: number;
+    deadLetterSubject: string;
+  };
+  keyPrefix: string;
+  metricsPort: number | undefined;
+  metricsHost: string;
+}
+
+/** The JSON Schema (draft 2020-12) of the configuration file. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: "input" }) as Record<string, unknown>;
+}
+
+/**
+ * Validates a configuration and fills in every default. A bad one is refused with a
+ * StorageError of kind `invalid` naming each bad field by its path, e.g.
+ * `config: ports.inputs[0].subject: must be a NATS subject...`. Values are never echoed
+ * (they may be secrets).
+ */
+export function resolveConfig(input: unknown): ComponentConfig {
+  const parsed = configSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`);
+    throw new StorageError("invalid", `bad configuration: ${problems.join("; ")}`, { op: "config" });
+  }
+  const c = parsed.data;
+  const inputs = c.ports?.inputs ?? [];
+  const api = inputs.find((p) => p.name === "api");
+  const write = inputs.find((p) => p.name === "write");
+  const events = c.ports?.outputs?.[0];
+  if (inputs.filter((p) => p.name === "api").length > 1 || inputs.filter((p) => p.name === "write").length > 1) {
+    throw new StorageError("invalid", "bad configuration: ports.inputs: each of api and write may appear once", { op: "config" });
+  }
+  const base = `storage.${c.name}`;
+  const timeouts = c.timeouts as Record<string, number | string | undefined>;
+  const defaultTimeout = parseDuration(timeouts.default!)!;
+  const config: ComponentConfig = {
+    name: c.name,
+    description: c.description ?? `stowage storage component: a ${c.store.split(":")[0]} store served over NATS`,
+    store: c.store,
+    nats: {
+      servers: [c.nats.servers].flat(),
+      user: c.nats.user,
+      pass: c.nats.pass,
+      token: c.nats.token,
+      nkeySeed: c.nats.nkey_seed,
+      credsFile: c.nats.creds_file,
+      tls: c.nats.tls && { caFile: c.nats.tls.ca_file, certFile: c.nats.tls.cert_file, keyFile: c.nats.tls.key_file, handshakeFirst: c.nats.tls.handshake_first },
+      connectionName: c.nats.connection_name,
+    },
+    api: { name: "api", type: "request", subject: api?.subject ?? `${base}.api`, description: api?.description ?? "request/reply: get, store, list, put, delete, stat, versions" },
+    write: {
+      name: "write",
+      type: write?.type ?? "subscribe",
+      subject: write?.subject ?? `${base}.write`,
+      description: write?.description ?? "fire-and-forget messages, stored through the archiver",
+    },
+    events: { name: "events", type: "publish", subject: events?.subject ?? `${base}.events`, description: events?.description ?? "stored / retrieved / deleted events" },
+    dataCache: {
+      enabled: c.data_cache.enabled,
+      strategy: c.data_cache.strategy,
+      maxEntries: c.data_cache.max_size,
+      maxBytes: parseSize(c.data_cache.max_bytes)!,
+      ttlMs: parseDuration(c.data_cache.ttl)!,
+    },
+    timeoutsMs: Object.fromEntries(ACTIONS.map((a) => [a, timeouts[a] === undefined ? defaultTimeout : parseDuration(timeouts[a])!])) as Record<Action, number>,
+    maxValueBytes: c.max_value_size === undefined ? undefined : parseSize(c.max_value_size),
+    maxInFlight: c.max_in_flight,
+    queueGroup: c.queue_group,
+    jetstream: {
+      stream: c.write.stream ?? `STOWAGE_${c.name.toUpperCase()}`,
+      createStream: c.write.create_stream,
+      durable: c.write.durable ?? `stowage-${c.name}`,
+      maxDeliver: c.write.max_deliver,
+      backoffMs: c.write.backoff.map((d) => parseDuration(d)!),
+      ackWaitMs: parseDuration(c.write.ack_wait)!,
+      deadLetterSubject: c.write.dead_letter_subject ?? `${base}.write.dead`,
+    },
+    keyPrefix: c.write.key_prefix,
+    metricsPort: c.metrics_port,
+    metricsHost: c.metrics_host,
+  };
+  checkSubjects(config);
+  if (config.nats.pass !== undefined && config.nats.user === undefined) {
+    throw new StorageError("invalid", "bad configuration: nats.pass: needs nats.user", { op: "config" });
+  }
+  return config;
+}
+
+function checkSubjects(config: ComponentConfig): void {
+  const subjects: [string, string][] = [
+    ["ports api", config.api.subject],
+    ["ports write", config.write.subject],
+    ["ports events", config.events.subject],
+    ["write.dead_letter_subject", config.jetstream.deadLetterSubject],
+  ];
+  for (let i = 0; i < subjects.length; i++) {
+    for (let j = i + 1; j < subjects.length; j++) {
+      const [a, sa] = subjects[i]!;
+      const [b, sb] = subjects[j]!;
+      // An api action endpoint is <api>.<action>: the write/events subjects must not be one of those.
+      const clash = sa === sb || (i === 0 && [...ACTIONS, "describe"].some((x) => `${sa}.${x}` === sb));
+      if (clash) throw new StorageError("invalid", `bad configuration: ${b}: subject ${sb} clashes with ${a}`, { op: "config" });
+    }
+  }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(top level)";
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i === 0 ? "" : "."}${String(p)}`)).join("");
+}
