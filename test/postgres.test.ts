@@ -1,0 +1,303 @@
+/**
+ * The PostgreSQL backend against the real server (DATABASE_URL or 127.0.0.1:5432/test): the
+ * conformance suite with versions on and off, then what is special to this backend.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import pg from "pg";
+import { openStore } from "../src/open.js";
+import { PostgresStore } from "../src/backends/postgres.js";
+import { buildStatements } from "../src/backends/postgres/statements.js";
+import { tableNames } from "../src/backends/postgres/schema.js";
+import { compareKeys, sortKeys } from "../src/keys.js";
+import { testStore } from "../src/testing/conformance.js";
+import { assertKind, patterned, text } from "../src/testing/helpers.js";
+import type { Store } from "../src/types.js";
+import { dropStoreTables, findPostgres, storeUrl, uniqueTable } from "./fixtures/postgres.js";
+import { freePort } from "./fixtures/services.js";
+
+const MiB = 1024 * 1024;
+const server = await findPostgres();
+
+if ("skip" in server) {
+  describe("postgres", { skip: server.skip }, () => undefined);
+} else {
+  const url = server.url;
+  /** Opens stores on tables of their own and drops those tables afterwards. */
+  const tables = (params: Record<string, string> = {}) => {
+    const made: string[] = [];
+    return {
+      made,
+      open: async (extra: Record<string, string> = {}): Promise<Store> => {
+        const table = uniqueTable();
+        made.push(table);
+        return openStore(storeUrl(url, { ...params, ...extra, table }));
+      },
+      destroy: () => dropStoreTables(url, made.splice(0)),
+    };
+  };
+
+  const versioned = tables();
+  testStore("postgres", { open: () => versioned.open(), destroy: versioned.destroy });
+  const unversioned = tables({ versions: "false" });
+  testStore("postgres (versions off)", { open: () => unversioned.open(), destroy: unversioned.destroy });
+
+  describe("postgres backend", () => {
+    const own = tables();
+    const admin = new pg.Pool({ connectionString: url, max: 2 });
+    after(async () => {
+      await own.destroy();
+      await admin.end();
+    });
+
+    describe("prefix listing over 100k keys with % and _ in them", () => {
+      let store: Store;
+      let table: string;
+      const groupKeys = (g: number) => {
+        // Even groups hold a literal "%_"; odd ones are decoys a LIKE pattern would also match.
+        const name = g % 2 === 0 ? `x%_${g}` : `xq${g}`;
+        return Array.from({ length: 1000 }, (_, i) => `data/${name}/item_${String(i).padStart(4, "0")}`);
+      };
+      before(async () => {
+        store = await own.open({ versions: "false" });
+        table = own.made.at(-1)!;
+        for (let g = 0; g < 100; g++) {
+          await store.putMany(groupKeys(g).map((key) => ({ key, data: text(key) })));
+        }
+        await admin.query(`ANALYZE "${table}"`);
+      });
+      after(() => store.close());
+
+      it("lists exactly the 1000 keys of a prefix, LIKE metacharacters taken literally", async (t) => {
+        const start = performance.now();
+        const keys = await store.list("data/x%_2/");
+        const ms = performance.now() - start;
+        t.diagnostic(`list 1k of 100k: ${ms.toFixed(2)} ms`);
+        assert.deepEqual(keys, sortKeys(groupKeys(2)));
+        // "data/xq12/" matches the LIKE pattern 'data/x%_2/%' but not the prefix.
+        assert.deepEqual(await store.list("data/x%_1"), sortKeys([...groupKeys(10), ...groupKeys(12), ...groupKeys(14), ...groupKeys(16), ...groupKeys(18)]));
+        assert.deepEqual(await store.list("data/x_"), []);
+        assert.equal((await store.list("data/")).length, 100_000);
+      });
+
+      it("pages through a prefix across pages, in order, ending without next", async () => {
+        const seen: string[] = [];
+        let after: string | undefined;
+        let pages = 0;
+        for (;;) {
+          const page = await store.listPage("data/x%_4/", { limit: 300, after });
+          pages++;
+          seen.push(...page.keys);
+          if (page.next === undefined) break;
+          assert.equal(page.keys.length, 300);
+          after = page.next;
+        }
+        assert.equal(pages, 4);
+        assert.deepEqual(seen, sortKeys(groupKeys(4)));
+        // `after` below the prefix starts at the prefix; above its range gives nothing.
+        assert.deepEqual((await store.listPage("data/x%_4/", { limit: 2, after: "a" })).keys, sortKeys(groupKeys(4)).slice(0, 2));
+        assert.deepEqual((await store.listPage("data/x%_4/", { after: "data/x%_5" })).keys, []);
+      });
+
+      it("the range query uses the primary key index under a generic plan", async () => {
+        const sql = buildStatements(tableNames("public", table), { versions: false, history: undefined });
+        const client = await admin.connect();
+        try {
+          await client.query("SET plan_cache_mode = force_generic_plan");
+          for (const [name, statement, types, args] of [
+            ["r1", sql.range, "text, text, bigint", "'data/x%_2/', 'data/x%_20', 1001"],
+            ["r2", sql.rangeAfter, "text, text, bigint", "'data/x%_2/item_0500', 'data/x%_20', 1001"],
+          ] as const) {
+            await client.query(`PREPARE ${name}(${types}) AS ${statement.text}`);
+            const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN EXECUTE ${name}(${args})`);
+            const plan = rows.map((r) => r["QUERY PLAN"]).join("\n");
+            assert.match(plan, /Index (Only )?Scan using/, plan);
+            assert.doesNotMatch(plan, /Seq Scan/, plan);
+            await client.query(`DEALLOCATE ${name}`);
+          }
+        } finally {
+          await client.query("RESET plan_cache_mode").catch(() => undefined);
+          client.release();
+        }
+      });
+    });
+
+    it("orders astral, private-use and BMP keys by UTF-8 bytes, as compareKeys does", async () => {
+      const store = await own.open();
+      const keys = ["a/\u{1F600}", "a/\uE000", "a/\uFFFF", "a/\u{10000}", "a/z", "a/\u00E9", "a/\u{10FFFF}", "a/ ", "a/\u7FFF", "a/%", "a/_"];
+      for (const key of keys) await store.put(key, text(key));
+      const listed = await store.list("a/");
+      assert.deepEqual(listed, [...keys].sort(compareKeys));
+      assert.notDeepEqual(listed, [...keys].sort(), "the test needs keys where UTF-16 order differs");
+      assert.deepEqual(await store.list("a/\u{10000}"), ["a/\u{10000}"]);
+      assert.deepEqual(await store.list("a/\u{10FFFF}"), ["a/\u{10FFFF}"]);
+      await store.close();
+    });
+
+    it("round-trips metadata with unicode values exactly", async () => {
+      const store = await own.open();
+      const metadata = { "content-type": "text/plain; charset=utf-8", title: "日本語 😀 ü \u2028 \"quoted\" \\ back", "x.empty": "", n: "0" };
+      await store.put("m", text("v"), { metadata });
+      assert.deepEqual((await store.stat("m")).metadata, metadata);
+      await store.putStream("m2", [patterned(3 * MiB)], { metadata });
+      assert.deepEqual((await store.stat("m2")).metadata, metadata);
+      await store.close();
+    });
+
+    it("keeps versions of chunked values, bounds the history, and frees chunks nothing refers to", async () => {
+      const store = await own.open({ history: "3", chunkBytes: "1024" });
+      const table = own.made.at(-1)!;
+      const values = [1, 2, 3, 4].map((n) => patterned(3000 + n, n));
+      for (const v of values) await store.put("k", v);
+      const versions = await store.versions("k");
+      assert.equal(versions.length, 3);
+      assert.deepEqual(versions.map((v) => v.size), [3002, 3003, 3004]);
+      assert.deepEqual(await store.get("k", { version: versions[0]!.version }), values[1]);
+      await assertKind(store.get("k", { version: "999999999" }), "not_found");
+      await assertKind(store.get("k", { version: "not-a-number" }), "not_found");
+      const chunkVersions = async () =>
+        (await admin.query<{ version: string }>(`SELECT DISTINCT version::text FROM "${table}_chunks" ORDER BY 1`)).rows.map((r) => r.version);
+      assert.deepEqual(await chunkVersions(), versions.map((v) => v.version));
+      await store.delete("k");
+      assert.equal((await store.versions("k")).at(-1)!.deleted, true);
+      assert.deepEqual(await store.get("k", { version: versions[2]!.version }), values[3]);
+      await store.close();
+
+      const plain = await own.open({ versions: "false", chunkBytes: "1024" });
+      const plainTable = own.made.at(-1)!;
+      await plain.put("k", patterned(5000));
+      await plain.put("k", patterned(4000, 1));
+      const { rows } = await admin.query<{ n: number }>(`SELECT count(DISTINCT version)::int AS n FROM "${plainTable}_chunks"`);
+      assert.equal(rows[0]!.n, 1, "an overwritten chunked value leaves no chunks behind");
+      await plain.put("k", text("small"));
+      await plain.delete("k");
+      const left = await admin.query(`SELECT 1 FROM "${plainTable}_chunks"`);
+      assert.equal(left.rowCount, 0);
+      await plain.close();
+    });
+
+    it("streams 100 MiB in and out with memory bounded by a few chunks", async (t) => {
+      const store = await own.open({ versions: "false" });
+      const size = 100 * MiB;
+      const piece = 256 * 1024;
+      const hashIn = createHash("sha256");
+      async function* body() {
+        for (let off = 0, n = 0; off < size; off += piece, n++) {
+          const chunk = patterned(piece, n);
+          hashIn.update(chunk);
+          yield chunk;
+        }
+      }
+      globalThis.gc?.();
+      const baseline = process.memoryUsage().rss;
+      let peak = baseline;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+      try {
+        await store.putStream("big", body());
+        const hashOut = createHash("sha256");
+        let bytes = 0;
+        for await (const chunk of await store.getStream("big")) {
+          hashOut.update(chunk);
+          bytes += chunk.byteLength;
+        }
+        assert.equal(bytes, size);
+        assert.equal(hashOut.digest("hex"), hashIn.digest("hex"));
+      } finally {
+        clearInterval(sampler);
+      }
+      const growth = (peak - baseline) / MiB;
+      t.diagnostic(`RSS growth streaming 100 MiB: ${growth.toFixed(1)} MiB`);
+      assert.ok(growth < 48, `RSS grew ${growth.toFixed(1)} MiB`);
+      assert.equal((await store.stat("big")).size, size);
+      await store.close();
+    });
+
+    it("a failed stream leaves nothing, not even chunk rows", async () => {
+      const store = await own.open({ chunkBytes: "1024" });
+      const table = own.made.at(-1)!;
+      async function* failing() {
+        yield patterned(5000);
+        throw new Error("source broke");
+      }
+      await assert.rejects(store.putStream("s", failing()));
+      await assertKind(store.get("s"), "not_found");
+      assert.equal((await admin.query(`SELECT 1 FROM "${table}_chunks"`)).rowCount, 0);
+      await store.close();
+    });
+
+    it("two processes' worth of stores create the same schema at once", async () => {
+      const table = uniqueTable();
+      own.made.push(table);
+      const stores = await Promise.all(Array.from({ length: 4 }, () => openStore(storeUrl(url, { table }))));
+      await stores[0]!.put("k", text("v"));
+      assert.deepEqual(await stores[3]!.get("k"), text("v"));
+      await Promise.all(stores.map((s) => s.close()));
+    });
+
+    it("works on a caller's pool and leaves it open on close", async () => {
+      const pool = new pg.Pool({ connectionString: url, max: 3 });
+      const table = uniqueTable();
+      own.made.push(table);
+      const store = new PostgresStore({ pool, table, versions: false });
+      await store.put("k", text("v"));
+      await store.close();
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${table}"`);
+      assert.equal(rows[0].n, 1);
+      await pool.end();
+    });
+
+    it("putMany with a repeated key keeps the later value and records both versions", async () => {
+      const store = await own.open();
+      await store.putMany([
+        { key: "d", data: text("first") },
+        { key: "e", data: text("other") },
+        { key: "d", data: text("second") },
+      ]);
+      assert.deepEqual(await store.get("d"), text("second"));
+      assert.equal((await store.versions("d")).length, 2);
+      assert.deepEqual(await store.getMany(["d", "missing", "d"]), [text("second"), undefined, text("second")]);
+      await store.close();
+    });
+
+    describe("errors", () => {
+      it("a database that does not exist is fatal", async () => {
+        const u = new URL(url);
+        u.pathname = "/stowage_no_such_database";
+        const err = await assertKind(openStore(storeUrl(u.href, { table: uniqueTable() })), "fatal");
+        assert.equal((err.cause as { code?: string }).code, "3D000");
+      });
+
+      it("a closed port is transient", async () => {
+        const u = new URL(url);
+        u.port = String(await freePort());
+        await assertKind(openStore(storeUrl(u.href, { table: uniqueTable() })), "transient");
+      });
+
+      it("a table that is not a stowage table is fatal, saying what to do", async () => {
+        const table = uniqueTable();
+        own.made.push(table);
+        await admin.query(`CREATE TABLE "${table}" (key text PRIMARY KEY, value bytea)`);
+        const err = await assertKind(openStore(storeUrl(url, { table })), "fatal");
+        assert.match(err.message, /not a stowage table/);
+        assert.match(err.message, /docs\/postgres\.md/);
+      });
+
+      it("bad table names and options are invalid", async () => {
+        for (const table of ["1abc", "a-b", 'x"; DROP TABLE y; --', "a".repeat(49), ""]) {
+          await assertKind(openStore(storeUrl(url, { table })), "invalid", table);
+        }
+        await assertKind(openStore(storeUrl(url, { table: "ok", versions: "maybe" })), "invalid");
+        await assertKind(openStore(storeUrl(url, { table: "ok", history: "1" })), "invalid");
+      });
+
+      it("a dropped table after open is fatal, not a crash", async () => {
+        const store = await own.open({ versions: "false" });
+        const table = own.made.at(-1)!;
+        await admin.query(`DROP TABLE "${table}" CASCADE`);
+        await assertKind(store.put("k", text("v")), "fatal");
+        await store.close();
+      });
+    });
+  });
+}
