@@ -251,7 +251,13 @@ export class FileStore extends BaseStore {
     const { base, mode } = await this.#ready;
     const { dir, file } = keyPath(key, mode);
     if (!(await isContainedDir(base, dir))) throw notFound(op, key);
-    return open(join(base, ...dir, file[0]!), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return await open(join(base, ...dir, file[0]!), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      // Classified here, not in run(): getMany's fallback calls _get and looks for not_found.
+      if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") throw notFound(op, key);
+      throw err;
+    }
   }
 
   /** Reads and checks the header, and that the file holds the whole value. */
