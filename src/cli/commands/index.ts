@@ -6,6 +6,7 @@ import * as ls from "./ls.js";
 import * as rm from "./rm.js";
 import * as stat from "./stat.js";
 import * as versions from "./versions.js";
+import * as serve from "./serve.js";
 
 /** A command module: one file in this folder exporting `register`. */
 export interface CommandModule {
@@ -23,4 +24,5 @@ export const commands: readonly CommandModule[] = [
   rm,
   stat,
   versions,
+  serve,
 ];
