@@ -1,0 +1,106 @@
+import { headers, type MsgHdrs } from "@nats-io/nats-core";
+import type { Metadata } from "../../types.js";
+
+/**
+ * The index entry: one KV message per version of a key. Its payload is the value itself when
+ * the value is small (so `nats kv get BUCKET <key>` shows it as is); a large value leaves the
+ * payload empty and names its object store object in headers. Headers (all optional):
+ *
+ * | header                | meaning                                                                |
+ * |-----------------------|------------------------------------------------------------------------|
+ * | `Stowage-Meta`        | user metadata as a JSON object, non-ASCII escaped as `\uXXXX`          |
+ * | `Stowage-Object`      | large value: the object's name in the `BUCKET_large` object store      |
+ * | `Stowage-Object-Nuid` | large value: the object's nuid (chunks are on `$O.BUCKET_large.C.<nuid>`) |
+ * | `Stowage-Size`        | large value: its size in bytes                                         |
+ * | `Stowage-Digest`      | large value: `SHA-256=<base64url>` of the bytes, as the object store writes it |
+ *
+ * A delete is the KV delete marker (`KV-Operation: DEL`, empty payload).
+ */
+export const HEADER = {
+  meta: "Stowage-Meta",
+  object: "Stowage-Object",
+  nuid: "Stowage-Object-Nuid",
+  size: "Stowage-Size",
+  digest: "Stowage-Digest",
+  kvOperation: "KV-Operation",
+  markerReason: "Nats-Marker-Reason",
+  msgSize: "Nats-Msg-Size",
+} as const;
+
+/** Where a large value's bytes are. */
+export interface LargeRef {
+  name: string;
+  nuid: string;
+  size: number;
+  digest: string;
+}
+
+/** One version of a key as read from the index. */
+export interface IndexEntry {
+  revision: number;
+  time: Date;
+  deleted: boolean;
+  size: number;
+  metadata: Metadata;
+  /** The value, for a small value read with its payload. */
+  inline?: Uint8Array;
+  large?: LargeRef;
+}
+
+/** Headers for a new index entry (undefined when a small value has no metadata: no header at all). */
+export function entryHeaders(metadata: Metadata | undefined, large?: LargeRef): MsgHdrs | undefined {
+  const hasMeta = metadata !== undefined && Object.keys(metadata).length > 0;
+  if (!hasMeta && !large) return undefined;
+  const h = headers();
+  if (hasMeta) h.set(HEADER.meta, asciiJson(metadata));
+  if (large) {
+    h.set(HEADER.object, large.name);
+    h.set(HEADER.nuid, large.nuid);
+    h.set(HEADER.size, String(large.size));
+    h.set(HEADER.digest, large.digest);
+  }
+  return h;
+}
+
+/**
+ * Reads an index message. `payloadSize` is the size of the payload when the message was read
+ * headers-only (the server's `Nats-Msg-Size`); then `inline` stays unset.
+ */
+export function parseEntry(h: MsgHdrs | undefined, data: Uint8Array, revision: number, time: Date, headersOnly = false): IndexEntry {
+  const op = h?.get(HEADER.kvOperation);
+  const deleted = op === "DEL" || op === "PURGE" || (h?.has(HEADER.markerReason) ?? false);
+  const entry: IndexEntry = { revision, time, deleted, size: 0, metadata: {} };
+  if (deleted) return entry;
+  const meta = h?.get(HEADER.meta);
+  if (meta) entry.metadata = parseMetadata(meta);
+  const name = h?.get(HEADER.object);
+  if (name) {
+    const size = Number(h!.get(HEADER.size));
+    entry.large = { name, nuid: h!.get(HEADER.nuid), size, digest: h!.get(HEADER.digest) };
+    entry.size = size;
+  } else if (headersOnly) {
+    entry.size = Number(h?.get(HEADER.msgSize) || data.byteLength);
+  } else {
+    entry.inline = data;
+    entry.size = data.byteLength;
+  }
+  return entry;
+}
+
+// NATS header values are one line of text; escaping everything outside printable ASCII keeps
+// any metadata value (unicode, leading spaces inside the JSON string) exact through any server.
+function asciiJson(value: Metadata): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+function parseMetadata(text: string): Metadata {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+      return Object.fromEntries(Object.entries(parsed).filter(([, v]) => typeof v === "string")) as Metadata;
+    }
+  } catch {
+    // A foreign writer's header: the value is still readable, without metadata.
+  }
+  return {};
+}
