@@ -37,7 +37,9 @@
  * create (buckets, tables, directories), also when a case fails (try/finally).
  */
 import { performance } from "node:perf_hooks";
-import { median, ratio, summarizeLatencies, type LatencySummary } from "../src/cli/bench-stats.js";
+import { formatMs, median, ratio, summarizeLatencies, type LatencySummary } from "../src/cli/bench-stats.js";
+
+export { formatMs };
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
@@ -415,13 +417,4 @@ export function formatBytes(bytes: number): string {
     unit++;
   }
   return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-/** Milliseconds with a unit that keeps 3 significant digits: "1.23 µs", "45.6 ms", "1.20 s". */
-export function formatMs(ms: number): string {
-  if (!Number.isFinite(ms)) return "–";
-  if (ms < 1e-3) return `${(ms * 1e6).toPrecision(3)} ns`;
-  if (ms < 1) return `${(ms * 1e3).toPrecision(3)} µs`;
-  if (ms < 1000) return `${ms.toPrecision(3)} ms`;
-  return `${(ms / 1000).toPrecision(3)} s`;
 }

@@ -59,3 +59,12 @@ export function summarizeLatencies(samplesMs: readonly number[]): LatencySummary
     count: sorted.length,
   };
 }
+
+/** Milliseconds with a unit that keeps 3 significant digits: "1.23 µs", "45.6 ms", "1.20 s". */
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return "–";
+  if (ms < 1e-3) return `${(ms * 1e6).toPrecision(3)} ns`;
+  if (ms < 1) return `${(ms * 1e3).toPrecision(3)} µs`;
+  if (ms < 1000) return `${ms.toPrecision(3)} ms`;
+  return `${(ms / 1000).toPrecision(3)} s`;
+}
