@@ -7,6 +7,7 @@ import * as rm from "./rm.js";
 import * as stat from "./stat.js";
 import * as versions from "./versions.js";
 import * as serve from "./serve.js";
+import * as bench from "./bench.js";
 
 /** A command module: one file in this folder exporting `register`. */
 export interface CommandModule {
@@ -25,4 +26,5 @@ export const commands: readonly CommandModule[] = [
   stat,
   versions,
   serve,
+  bench,
 ];
