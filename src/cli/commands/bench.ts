@@ -1,5 +1,6 @@
 import cliProgress from "cli-progress";
 import { InvalidArgumentError, type Command } from "commander";
+import { setMaxListeners } from "node:events";
 import { performance } from "node:perf_hooks";
 import { randomBytes } from "node:crypto";
 import { redactUrl } from "../../open.js";
@@ -60,6 +61,8 @@ export async function runBench(store: Store, options: BenchOptions, context: Cli
   const keys = Array.from({ length: options.ops }, (_, i) => `${prefix}k${String(i).padStart(8, "0")}`);
   const value = new Uint8Array(randomBytes(options.size));
   const signal = context.signal;
+  // Every operation in flight listens on the one Ctrl-C signal: that many listeners is no leak.
+  if (signal) setMaxListeners(options.concurrency + 16, signal);
   const results: PhaseResult[] = [];
   let cleanedUp = false;
   try {
