@@ -3,7 +3,7 @@
  * read without its context.
  */
 import { readFileSync } from "node:fs";
-import { cpus, totalmem, release, platform, arch } from "node:os";
+import { arch, cpus, loadavg, platform, release, totalmem } from "node:os";
 import { createRequire } from "node:module";
 
 export interface MachineDescription {
@@ -12,6 +12,8 @@ export interface MachineDescription {
   memoryBytes: number;
   os: string;
   node: string;
+  /** 1-minute load average at the end of the run: other work on the machine skews every figure. */
+  loadAverage: number;
   /** Server versions the suites saw ("nats-server", "PostgreSQL", "s3rver"). */
   servers: Record<string, string>;
   /** Versions of the client and peer libraries measured. */
@@ -62,6 +64,7 @@ export function describeMachine(servers: Record<string, string>): MachineDescrip
     memoryBytes: totalmem(),
     os: `${platform()} ${release()} ${arch()}`,
     node: process.version,
+    loadAverage: Number((loadavg()[0] ?? 0).toFixed(2)),
     servers: { ...servers },
     packages: Object.fromEntries(MEASURED_PACKAGES.map((name) => [name, packageVersion(name)])),
   };

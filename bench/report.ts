@@ -154,6 +154,7 @@ export function markdownMachine(m: MachineDescription): string {
     ["memory", formatBytes(m.memoryBytes)],
     ["OS", m.os],
     ["Node", m.node],
+    ["load average (1 min, at the end)", String(m.loadAverage)],
     ...Object.entries(m.servers).map(([k, v]) => [k, v]),
     ...Object.entries(m.packages).map(([k, v]) => [k, v]),
   ];

@@ -6,7 +6,7 @@
  * every backend, so figures compare across backends.
  */
 import type { Readable } from "node:stream";
-import { KiB, MiB, type BenchContext, type Competitor, type Target } from "./harness.js";
+import { KiB, MiB, type BenchContext, type CaseSpec, type Competitor, type Target } from "./harness.js";
 import type { Store } from "../src/types.js";
 
 /** One competitor's view of a backend. Keys are `/`-separated like the Store contract's. */
@@ -18,6 +18,8 @@ export interface Adapter {
   noList?: string;
   /** Why this adapter has no streaming API (skips the streamed cases only). */
   noStream?: string;
+  /** Cases this adapter does not take part in, by case name, with the reason printed. */
+  cannot?: Record<string, string>;
   put(key: string, data: Uint8Array): Promise<unknown>;
   get(key: string): Promise<Uint8Array>;
   list(prefix: string): Promise<string[]>;
@@ -36,6 +38,8 @@ export type CaseTargets = Record<string, Target[]>;
 export interface StandardOptions {
   /** Baseline competitor (the raw client). */
   baseline: string;
+  /** Other baselines for some cases, by case name (e.g. where the raw KV cannot hold 1 MiB). */
+  baselines?: Record<string, string>;
   targets?: CaseTargets;
   /** Keys in the store for the list case and keys under the listed prefix. */
   list?: { total: number; matching: number; label: string };
@@ -86,8 +90,10 @@ export async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => P
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+let currentCase = "";
+
 function competitor(adapter: Adapter, base: Omit<Competitor, "name">, skip?: string): Competitor {
-  const reason = adapter.skip ?? skip;
+  const reason = adapter.skip ?? adapter.cannot?.[currentCase] ?? skip;
   return { name: adapter.name, ...base, ...(reason ? { skip: reason } : {}) };
 }
 
@@ -98,24 +104,26 @@ function competitor(adapter: Adapter, base: Omit<Competitor, "name">, skip?: str
 export async function standardCases(b: BenchContext, adapters: Adapter[], options: StandardOptions): Promise<void> {
   const targets = options.targets ?? {};
   const concurrency = options.concurrency ?? 64;
-  const run = async (name: string, spec: Omit<Parameters<BenchContext["run"]>[0], "name" | "baseline" | "targets">) => {
+  const run = async (name: string, build: () => Omit<CaseSpec, "name" | "baseline" | "targets">) => {
     const skip = options.without?.[name];
     if (skip) return b.skip(name, skip);
-    await b.run({ name, baseline: options.baseline, targets: targets[name], ...spec });
+    if (!b.wants(name)) return;
+    currentCase = name; // read by competitor() while build() runs
+    await b.run({ name, baseline: options.baselines?.[name] ?? options.baseline, targets: targets[name], ...build() });
   };
 
   for (const size of [KiB, MiB]) {
     const label = size === KiB ? "1 KiB" : "1 MiB";
     const value = pattern(size);
     const keys = size === KiB ? 200 : 20;
-    await run(`put ${label}`, {
+    await run(`put ${label}`, () => ({
       bytesPerOp: size,
       competitors: adapters.map((a) => competitor(a, {
         setup: () => verifyRoundTrip(a, `bench/put${label.replace(" ", "")}/check`, value),
         op: (i) => a.put(`bench/put${label.replace(" ", "")}/k${i % keys}`, value),
       })),
-    });
-    await run(`get ${label}`, {
+    }));
+    await run(`get ${label}`, () => ({
       bytesPerOp: size,
       competitors: adapters.map((a) => competitor(a, {
         setup: async () => {
@@ -124,21 +132,21 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
         },
         op: (i) => a.get(`bench/get${label.replace(" ", "")}/k${i % keys}`),
       })),
-    });
+    }));
   }
 
   const streamBytes = options.streamBytes ?? 64 * MiB;
   if (streamBytes > 0) {
     const label = `${streamBytes / MiB} MiB`;
     const streamCase = { bytesPerOp: streamBytes, trackMemory: true, rounds: b.scale(3, 2), roundMs: 1, warmupMs: 1, maxOpsPerRound: 1 };
-    await run(`put ${label} streamed`, {
+    await run(`put ${label} streamed`, () => ({
       ...streamCase,
       competitors: adapters.map((a) => competitor(a, {
         op: (i) => (a.putStream as NonNullable<Adapter["putStream"]>)(`bench/stream/put${i % 2}`, chunks(streamBytes)),
         teardown: () => Promise.all([a.delete("bench/stream/put0"), a.delete("bench/stream/put1")]),
       }, a.noStream ?? (a.putStream ? undefined : "no streaming write"))),
-    });
-    await run(`get ${label} streamed`, {
+    }));
+    await run(`get ${label} streamed`, () => ({
       ...streamCase,
       competitors: adapters.map((a) => competitor(a, {
         setup: async () => {
@@ -150,7 +158,7 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
         },
         teardown: () => a.delete("bench/stream/get"),
       }, a.noStream ?? (a.putStream && a.getStream ? undefined : "no streaming read/write"))),
-    });
+    }));
   }
 
   const list = options.list ?? { total: b.scale(20_000, 2_000), matching: 100, label: "list 100 of 20k" };
@@ -160,7 +168,7 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
     // Keys spread over `prefixes` prefixes of `matching` keys each; the case lists one in the middle.
     const keys = Array.from({ length: list.total }, (_, n) => `bench/list/p${String(n % prefixes).padStart(5, "0")}/k${String(Math.floor(n / prefixes)).padStart(6, "0")}`);
     const target = `bench/list/p${String(Math.floor(prefixes / 2)).padStart(5, "0")}/`;
-    await run(list.label, {
+    await run(list.label, () => ({
       competitors: adapters.map((a) => competitor(a, {
         setup: async () => {
           await (a.fill ? a.fill(keys, small) : eachLimit(keys, 64, (k) => a.put(k, small)));
@@ -169,12 +177,12 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
         },
         op: () => a.list(target),
       }, a.noList)),
-    });
+    }));
   }
 
   const delValue = pattern(KiB);
   const perRound = b.scale(300, 100);
-  await run("delete 1 KiB", {
+  await run("delete 1 KiB", () => ({
     maxOpsPerRound: perRound,
     competitors: adapters.map((a) => {
       const prepared: string[] = [];
@@ -193,24 +201,24 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
         },
       });
     }),
-  });
+  }));
 
   const value = pattern(KiB);
-  await run(`get 1 KiB, ${concurrency} in flight`, {
+  await run(`get 1 KiB, ${concurrency} in flight`, () => ({
     bytesPerOp: KiB,
     concurrency,
     competitors: adapters.map((a) => competitor(a, {
       setup: () => eachLimit([...Array(256).keys()], 16, (n) => a.put(`bench/conc/k${n}`, value)),
       op: (i) => a.get(`bench/conc/k${i % 256}`),
     })),
-  });
-  await run(`put 1 KiB, ${concurrency} in flight`, {
+  }));
+  await run(`put 1 KiB, ${concurrency} in flight`, () => ({
     bytesPerOp: KiB,
     concurrency,
     competitors: adapters.map((a) => competitor(a, {
       op: (i) => a.put(`bench/conc/p${i % 1024}`, value),
     })),
-  });
+  }));
 }
 
 /** An adapter over any stowage {@link Store} (ours, through the public API). */
