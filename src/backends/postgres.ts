@@ -240,6 +240,9 @@ export class PostgresStore extends BaseStore {
     let row: ValueRow | undefined;
     if (version === undefined) {
       row = (await this.#pool.query<ValueRow>(bind(sql.get, [key]))).rows[0];
+      // Chunked (rare, and large anyway): fetch its version and size; a value replaced in
+      // between is simply read as the newer one.
+      if (row && row.chunks > 0) row = (await this.#pool.query<ValueRow>(bind(sql.head, [key]))).rows[0];
     } else if (/^[0-9]{1,18}$/.test(version)) {
       row = (await this.#pool.query<ValueRow>(bind(sql.getVersion, [key, version]))).rows[0];
     }
@@ -251,10 +254,10 @@ export class PostgresStore extends BaseStore {
   async *#chunks(op: StorageOp, key: string, row: ValueRow, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
     const { sql } = await this.#ready();
     const fetch = async (seq: number): Promise<Uint8Array> => {
-      const { rows } = await this.#pool.query<{ bytes: Buffer }>(bind(sql.getChunk, [key, row.version, seq]));
+      const { rows } = await this.#pool.query<{ bytes: string }>(bind(sql.getChunk, [key, row.version, seq]));
       // Only an overwrite or delete with versions off (or a history trim) removes chunks being read.
       if (!rows[0]) throw new StorageError("transient", "the value was replaced while it was being read; read it again", { op, key });
-      return toBytes(rows[0].bytes);
+      return toBytes(Buffer.from(rows[0].bytes, "base64"));
     };
     let size = 0;
     let next: Promise<Uint8Array> | undefined = fetch(0);
@@ -442,9 +445,11 @@ function metadataJson(metadata: Metadata | undefined): string | null {
  * slices of Node's shared allocation pool: copy those so a caller never sees or pins neighbours.
  */
 function toBytes(buffer: Buffer): Uint8Array {
-  if (buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.byteLength) return new Uint8Array(buffer.buffer, 0, buffer.byteLength);
+  if (buffer.byteLength >= POOLED_BELOW) return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   return new Uint8Array(buffer);
 }
+/** Node serves Buffers smaller than half its pool size (8 KiB) from the shared pool. */
+const POOLED_BELOW = Buffer.poolSize >>> 1;
 
 /** A whole value cut into chunk-sized views (no copies). */
 function* pieces(data: Uint8Array, size: number): Generator<Uint8Array> {

@@ -87,8 +87,11 @@ export function buildStatements(n: TableNames, o: StatementOptions) {
            WHERE v.key = old.key AND v.version = old.version AND old.rn > ${o.history}`),
     nextVersion: statement(`SELECT ${next}::text AS version`),
     putChunk: statement(`INSERT INTO ${n.chunks} (key, version, seq, bytes) VALUES ($1, $2::bigint, $3::int, $4::bytea)`),
-    getChunk: statement(`SELECT bytes FROM ${n.chunks} WHERE key = $1 AND version = $2::bigint AND seq = $3::int`),
-    get: statement(`SELECT data, chunks, version::text AS version, size::float8 AS size FROM ${n.main} WHERE key = $1`),
+    // base64: pg decodes text results as UTF-8 strings, and base64 is 1.35x the bytes where hex is 2x.
+    getChunk: statement(`SELECT encode(bytes, 'base64') AS bytes FROM ${n.chunks} WHERE key = $1 AND version = $2::bigint AND seq = $3::int`),
+    // The hot path: only what an inline value needs; a chunked one is looked up again with `head`.
+    get: statement(`SELECT data, chunks FROM ${n.main} WHERE key = $1`),
+    head: statement(`SELECT data, chunks, version::text AS version, size::float8 AS size FROM ${n.main} WHERE key = $1`),
     getVersion: statement(`SELECT data, chunks, version::text AS version, size::float8 AS size, deleted FROM ${n.versions} WHERE key = $1 AND version = $2::bigint`),
     getMany: statement(`SELECT key, data, chunks, version::text AS version, size::float8 AS size FROM ${n.main} WHERE key = ANY($1::text[])`),
     stat: statement(`SELECT version::text AS version, size::float8 AS size, modified, metadata FROM ${n.main} WHERE key = $1`),
