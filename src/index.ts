@@ -12,6 +12,8 @@ export { MemoryStore } from "./backends/memory.js";
 export type { MemoryStoreOptions } from "./backends/memory.js";
 export { FileStore } from "./backends/file.js";
 export type { FileStoreOptions, NameMode } from "./backends/file.js";
+export { PostgresStore, DEFAULT_CHUNK_BYTES, DEFAULT_POSTGRES_TABLE, postgresSchemaSql, postgresTableNames } from "./backends/postgres.js";
+export type { PostgresStoreOptions } from "./backends/postgres.js";
 export { NatsStore, openNatsStore, createNatsStore } from "./backends/nats.js";
 export type { NatsStoreOptions, SweepResult } from "./backends/nats.js";
 export {
