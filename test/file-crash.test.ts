@@ -17,6 +17,7 @@ import { CRASH_KEYS, checkValue } from "./fixtures/file-writer.js";
 const MIN_KILLS = 20;
 const MAX_KILLS = 30;
 const BUDGET_MS = 40_000;
+const WARM_WRITERS = 3;
 
 interface Op {
   seq: number;
@@ -72,6 +73,8 @@ describe("file backend crash safety", () => {
     let torn = 0;
     let opsFinished = 0;
     let nextSeq = 1;
+    let waitedForWriters = 0;
+    let checking = 0;
     const warm: { process: ChildProcess }[] = [];
     const startWriter = () => ({
       process: spawn(process.execPath, ["--import", "tsx", "test/fixtures/file-writer.ts", root, log], { stdio: ["pipe", "ignore", "inherit"] }),
@@ -79,13 +82,16 @@ describe("file backend crash safety", () => {
     try {
       while (kills < MAX_KILLS && (kills < MIN_KILLS || Date.now() - started < BUDGET_MS)) {
         // The first seq is given at "go" time: earlier writers may have used any before it.
-        const child = warm.shift() ?? startWriter();
-        warm.push(startWriter());
+        // Writers start up (slowly: node + tsx) while earlier ones run; a few in reserve keep kills frequent.
+        while (warm.length < WARM_WRITERS + 1) warm.push(startWriter());
+        const child = warm.shift()!;
         const exited = once(child.process, "exit");
         child.process.stdin!.end(`${nextSeq}\n`);
         // Let it start writing, then kill it somewhere in its loop.
         const deadline = Date.now() + 20_000;
+        const goAt = Date.now();
         while ((await readLog(log)).every((op) => op.seq < nextSeq) && Date.now() < deadline) await sleep(10);
+        waitedForWriters += Date.now() - goAt;
         await sleep(Math.random() * 300);
         child.process.kill("SIGKILL");
         const [code, signal] = (await exited) as [number | null, string | null];
@@ -98,6 +104,7 @@ describe("file backend crash safety", () => {
         opsFinished = ops.filter((op) => op.ended).length;
         if (ops.some((op) => !op.ended)) killedMidOperation++;
 
+        const checkAt = Date.now();
         const store = await FileStore.open({ root, sweepOnOpen: false });
         const allowed = allowedStates(ops);
         const present: string[] = [];
@@ -122,6 +129,7 @@ describe("file backend crash safety", () => {
         assert.deepEqual(listed, present.sort(compareKeys), "listing differs from the keys that hold values");
         assert.ok(listed.every((k) => !k.includes(".tmp")), "a temp file was listed");
         await store.close();
+        checking += Date.now() - checkAt;
       }
       // Abandoned temp files are swept by age; with age 0 every one goes.
       const store = await FileStore.open({ root, sweepOnOpen: false });
@@ -130,7 +138,8 @@ describe("file backend crash safety", () => {
       await store.close();
       t.diagnostic(
         `kills=${kills} killed-mid-operation=${killedMidOperation} operations-finished=${opsFinished} keys-verified=${keysVerified} ` +
-          `torn=${torn} temp-files-left-by-kills=${swept} (swept) seconds=${((Date.now() - started) / 1000).toFixed(1)}`,
+          `torn=${torn} temp-files-left-by-kills=${swept} (swept) seconds=${((Date.now() - started) / 1000).toFixed(1)} ` +
+          `(waiting for writers to start ${(waitedForWriters / 1000).toFixed(1)} s, checking ${(checking / 1000).toFixed(1)} s)`,
       );
       assert.ok(kills >= MIN_KILLS);
       assert.equal(torn, 0);
