@@ -59,6 +59,13 @@ export function classifyNatsError(err: unknown, op: StorageOp, key: string | und
     return make("fatal", `JetStream error${typeof code === "number" ? ` (status ${code})` : ""}`);
   }
   if (err instanceof Error && err.name === "JetStreamNotEnabled") {
+    // nats.js reports any JetStream request nobody answered as JetStreamNotEnabled. Once the
+    // store is open, JetStream was there: nobody answering means the bucket's stream has no
+    // leader right now (a cluster electing one after a node died) or the server is restarting.
+    const noResponders = err.cause instanceof RequestError ? err.cause.isNoResponders() : err.cause instanceof NoRespondersError;
+    if (noResponders && op !== "open") {
+      return make("transient", "no JetStream responder for the bucket (its stream is electing a leader, or the server is restarting); retry");
+    }
     return make("fatal", "JetStream is not enabled on this server: run nats-server -js or enable jetstream in its config");
   }
   if (err instanceof InvalidArgumentError) return make("fatal", "nats.js refused an argument (a stowage bug: please report it)");
