@@ -320,6 +320,28 @@ describe("file backend", () => {
       await store.close();
     });
 
+    it("getStream reads the value as it was when opened, and stops at abort", async () => {
+      const store = await FileStore.open({ root: freshDir(), chunkBytes: 1024 });
+      const old = patterned(50_000, 1);
+      await store.put("k", old);
+      const stream = await store.getStream("k");
+      await store.put("k", patterned(70_000, 2));
+      assert.ok((await collectBytes(stream)).equals(old), "an open stream saw the new value");
+      const controller = new AbortController();
+      const reason = new Error("enough");
+      let chunks = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const _chunk of await store.getStream("k", { signal: controller.signal })) {
+            if (++chunks === 2) controller.abort(reason);
+          }
+        })(),
+        (err) => err === reason,
+      );
+      assert.equal(chunks, 2);
+      await store.close();
+    });
+
     it("reports a truncated value file as fatal instead of returning a short value", async () => {
       const dir = freshDir();
       const store = await FileStore.open({ root: dir });

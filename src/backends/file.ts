@@ -223,12 +223,13 @@ export class FileStore extends BaseStore {
     }
   }
 
-  protected override async _getStream(key: string): Promise<AsyncIterable<Uint8Array>> {
+  protected override async _getStream(key: string, options: GetOptions): Promise<AsyncIterable<Uint8Array>> {
     const handle = await this.#openValue(key, "getStream");
     try {
       const header = await this.#readHeader(handle, "getStream", key);
-      // autoClose: the handle closes when the stream ends or the consumer stops iterating.
-      return handle.createReadStream({ start: header.headerBytes, highWaterMark: this.#chunkBytes, autoClose: true });
+      // The handle closes when the stream ends, the consumer stops iterating or the signal
+      // aborts. It holds the file as it was when opened: a concurrent put does not change it.
+      return handle.createReadStream({ start: header.headerBytes, highWaterMark: this.#chunkBytes, autoClose: true, signal: options.signal });
     } catch (err) {
       await handle.close();
       throw err;
