@@ -93,7 +93,7 @@ export class NatsStore extends BaseStore {
       versions: this.history > 1,
       streaming: true,
       paginatedList: false,
-      batch: true,
+      batch: false, // no native batch on 2.9: the _many methods pipeline single requests (128 in flight)
       watch: true,
       maxValueBytes: Infinity,
     });
