@@ -1,4 +1,4 @@
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -12,7 +12,6 @@ import {
   type ListObjectsV2CommandOutput,
   type PutObjectCommandInput,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import { StorageError, type StorageOp } from "../errors.js";
 import { MAX_KEY_BYTES } from "../keys.js";
 import type { OpenStoreOptions, StoreUrl } from "../open.js";
@@ -21,6 +20,7 @@ import { mapLimit } from "../internal/concurrency.js";
 import { optionsFromUrl, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from "./s3/config.js";
 import { classifyS3Error } from "./s3/errors.js";
 import { decodeMetadata, encodeMetadata, S3_METADATA_LIMIT } from "./s3/metadata.js";
+import { uploadBuffer, uploadStream, type MultipartOptions } from "./s3/multipart.js";
 import type { BatchEntry, Capabilities, GetOptions, ListPage, Metadata, ObjectInfo, OperationOptions, VersionInfo } from "../types.js";
 
 export type { S3StoreOptions } from "./s3/config.js";
@@ -44,8 +44,8 @@ const LIST_BATCH = 1000;
 /**
  * A store in an S3 bucket (AWS S3, MinIO, R2, Ceph…), optionally under a key prefix that acts as
  * a namespace. Small values are one PutObject; values above `partSize` and every `putStream`
- * are multipart uploads (lib-storage), aborted on failure so no parts or partial objects stay
- * behind. `list` is ListObjectsV2 (UTF-8 byte order, as the contract wants) page by page;
+ * are multipart uploads holding at most `partSize × (queueSize + 1)` bytes, aborted on failure
+ * so no parts or partial objects stay behind. `list` is ListObjectsV2 (UTF-8 byte order, as the contract wants) page by page;
  * `deleteMany` is DeleteObjects in batches of 1000. Metadata is S3 user metadata, non-ASCII
  * values encoded as RFC 2047 words. Versions are declared when the bucket has versioning enabled.
  *
@@ -115,48 +115,15 @@ export class S3Store extends BaseStore {
       await this.#client.send(new PutObjectCommand({ ...params, Body: data, ContentLength: data.byteLength }), { abortSignal: options.signal });
       return;
     }
-    await this.#upload({ ...params, Body: data }, options.signal);
+    await uploadBuffer(data, this.#multipart(params, options.signal));
   }
 
   protected override async _putStream(key: string, source: AsyncIterable<Uint8Array>, options: CleanPutOptions): Promise<void> {
-    const params = this.#putParams(key, options.metadata, "putStream");
-    // The source's own error must win over the cleanup's (an AbortMultipartUpload the server refuses).
-    let sourceError: unknown;
-    const body = Readable.from(
-      (async function* () {
-        try {
-          yield* source;
-        } catch (err) {
-          sourceError = err;
-          throw err;
-        }
-      })(),
-      { objectMode: false },
-    );
-    try {
-      await this.#upload({ ...params, Body: body }, options.signal);
-    } catch (err) {
-      throw sourceError ?? err;
-    }
+    await uploadStream(source, this.#multipart(this.#putParams(key, options.metadata, "putStream"), options.signal));
   }
 
-  /** A multipart upload (a single PutObject when the body turns out smaller than one part). */
-  async #upload(params: PutObjectCommandInput, signal: AbortSignal | undefined): Promise<void> {
-    const upload = new Upload({
-      client: this.#client,
-      params,
-      partSize: this.#config.partSize,
-      queueSize: this.#config.queueSize,
-      // On any failure lib-storage sends AbortMultipartUpload: no parts stay behind.
-      leavePartsOnError: false,
-    });
-    const onAbort = () => void upload.abort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      await upload.done();
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-    }
+  #multipart(params: PutObjectCommandInput, signal: AbortSignal | undefined): MultipartOptions {
+    return { client: this.#client, params, partSize: this.#config.partSize, queueSize: this.#config.queueSize, signal };
   }
 
   #putParams(key: string, metadata: Metadata | undefined, op: StorageOp): PutObjectCommandInput {

@@ -107,6 +107,10 @@ export function classifyS3Error(err: unknown, { op, key, bucket }: ErrorContext)
   if (code && INVALID_CODES.has(code)) return make("invalid", `${detail}: the S3 server refused the request as invalid`);
   if (status === 404) return make("not_found", "no value at this key");
   if (status === 400) return make("invalid", `${detail}: the S3 server refused the request as invalid`);
+  if (status === undefined && err instanceof Error) {
+    // Not from S3 at all: a failing source stream, a bug. Say what it was.
+    return make("fatal", `unexpected error: ${err.name === "Error" ? "" : `${err.name}: `}${err.message}`);
+  }
   return make("fatal", `unexpected S3 error ${detail}`);
 }
 
