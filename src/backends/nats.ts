@@ -195,10 +195,17 @@ export class NatsStore extends BaseStore {
   }
 
   protected async _list(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
+    // The latest message per subject wins. Usually each subject comes once, but when the stream
+    // leader changes mid-listing (a cluster failover) the ordered consumer resumes after the
+    // last message it saw with every later message, so a subject can come again, possibly as
+    // a delete marker.
+    const live = new Map<string, boolean>();
     for await (const m of await readIndex(this.#js, this.layout.indexStream, this.layout.keySubject(prefixFilter(prefix)), "last_per_subject")) {
-      if (isDeleteMarker(m.headers)) continue;
-      const key = tryDecodeKey(this.layout.kvKeyOf(m.subject));
+      live.set(m.subject, !isDeleteMarker(m.headers));
+    }
+    const keys: string[] = [];
+    for (const [subject, isLive] of live) {
+      const key = isLive ? tryDecodeKey(this.layout.kvKeyOf(subject)) : undefined;
       if (key !== undefined && key.startsWith(prefix)) keys.push(key);
     }
     return sortKeys(keys);

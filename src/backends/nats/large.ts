@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { nuid } from "@nats-io/nats-core";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
 import type { LargeRef } from "./entry.js";
 import { NatsLayoutError } from "./errors.js";
@@ -78,7 +78,12 @@ export class LargeObjects {
     if (ref.size === 0) return (async function* () {})();
     const subject = this.#layout.chunkSubject(ref.nuid);
     // A missing object would make the consumer wait forever: look for its last chunk first.
-    const last = await this.#jsm.streams.getMessage(this.#layout.objectStream, { last_by_subj: subject }).catch(() => null);
+    const last = await this.#jsm.streams.getMessage(this.#layout.objectStream, { last_by_subj: subject }).catch((err: unknown) => {
+      // Only "no message" means missing; a timeout or a stream without a leader (failover) is
+      // thrown on, to be classified transient.
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
+      throw err;
+    });
     if (!last) throw new NatsLayoutError(`the large object ${ref.name} of this value is missing from ${this.#layout.objectStream} (removed by another tool?)`);
     const consumer = await this.#js.consumers.get(this.#layout.objectStream, { filter_subjects: subject });
     const messages = await consumer.consume({ max_messages: READ_AHEAD_CHUNKS });
