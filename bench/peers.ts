@@ -17,9 +17,10 @@ export function unstorageAdapter(name: string, storage: Storage, extra: Partial<
     name,
     put: (key, data) => storage.setItemRaw(toKey(key), data),
     get: async (key) => {
-      const value = (await storage.getItemRaw(toKey(key))) as Uint8Array | null;
+      // Drivers differ: memory gives back what it was given, s3 an ArrayBuffer, fs a Buffer.
+      const value = (await storage.getItemRaw(toKey(key))) as Uint8Array | ArrayBuffer | null;
       if (value === null || value === undefined) throw new Error(`${key} not found`);
-      return value;
+      return value instanceof ArrayBuffer ? new Uint8Array(value) : value;
     },
     list: async (prefix) => (await storage.getKeys(toKey(prefix))).map((k) => k.replace(/:/g, "/")),
     delete: (key) => storage.removeItem(toKey(key)),

@@ -51,17 +51,26 @@ function suiteFiles(): string[] {
   return [...cases, ...others];
 }
 
-async function loadSuites(): Promise<Suite[]> {
+/** Loads every suite; one that cannot load (a missing package…) is reported, and the rest run. */
+async function loadSuites(): Promise<{ suites: Suite[]; broken: { file: string; reason: string }[] }> {
   const suites: Suite[] = [];
+  const broken: { file: string; reason: string }[] = [];
   for (const file of suiteFiles()) {
-    const mod = (await import(pathToFileURL(file).href)) as { default?: Suite };
+    let mod: { default?: Suite };
+    try {
+      mod = (await import(pathToFileURL(file).href)) as { default?: Suite };
+    } catch (err) {
+      const reason = err instanceof Error ? err.message.split("\n")[0] ?? "" : String(err);
+      broken.push({ file: relative(rootDir, file), reason });
+      continue;
+    }
     if (!mod.default || typeof mod.default.body !== "function") {
       console.error(`! ${relative(rootDir, file)} has no default export from defineSuite(); not run`);
       continue;
     }
     suites.push(mod.default);
   }
-  return suites;
+  return { suites, broken };
 }
 
 /** A one-line status on stderr, on a terminal only (a log file gets just the tables). */
@@ -80,7 +89,7 @@ function clearProgress(): void {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const options = args.quick ? QUICK_OPTIONS : FULL_OPTIONS;
-  const suites = await loadSuites();
+  const { suites, broken } = await loadSuites();
   const suiteNames = new Set(suites.map((s) => s.name.toLowerCase()));
   const suiteWords = args.words.filter((w) => suiteNames.has(w.toLowerCase())).map((w) => w.toLowerCase());
   const caseWords = args.words.filter((w) => !suiteNames.has(w.toLowerCase())).map((w) => w.toLowerCase());
@@ -91,7 +100,8 @@ async function main(): Promise<void> {
 
   const startedAt = new Date().toISOString();
   const cases: CaseResult[] = [];
-  const skippedCases: BenchResults["skippedCases"] = [];
+  const skippedCases: BenchResults["skippedCases"] = broken.map((b) => ({ suite: b.file, name: "(suite)", reason: `cannot load: ${b.reason}` }));
+  for (const b of broken) console.log(`! ${b.file} cannot load, not run: ${b.reason}`);
   const charts = new Map<string, ChartData>();
   const servers: Record<string, string> = {};
   const progress = makeProgress();

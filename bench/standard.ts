@@ -42,7 +42,17 @@ export interface StandardOptions {
   baselines?: Record<string, string>;
   targets?: CaseTargets;
   /** Keys in the store for the list case and keys under the listed prefix. */
-  list?: { total: number; matching: number; label: string };
+  list?: {
+    total: number;
+    matching: number;
+    label: string;
+    /**
+     * Data shared by every competitor of the list case: `fill` writes the keys once (e.g. with
+     * the raw client into one bucket), and `adapters` (over that same data) only list it.
+     * For servers where filling one store per competitor would take too long.
+     */
+    shared?: { fill: (keys: string[], data: Uint8Array) => Promise<void>; adapters: Adapter[] };
+  };
   /** Size of the streamed value (default 64 MiB; 0 skips the streamed cases). */
   streamBytes?: number;
   /** Cases to leave out, with the reason printed. */
@@ -138,7 +148,8 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
   const streamBytes = options.streamBytes ?? 64 * MiB;
   if (streamBytes > 0) {
     const label = `${streamBytes / MiB} MiB`;
-    const streamCase = { bytesPerOp: streamBytes, trackMemory: true, rounds: b.scale(3, 2), roundMs: 1, warmupMs: 1, maxOpsPerRound: 1 };
+    // One operation per round, no warm-up: each moves 64 MiB, and the first is no colder than the rest.
+    const streamCase = { bytesPerOp: streamBytes, trackMemory: true, rounds: b.scale(3, 2), roundMs: 1, warmupMs: 0, maxOpsPerRound: 1 };
     await run(`put ${label} streamed`, () => ({
       ...streamCase,
       competitors: adapters.map((a) => competitor(a, {
@@ -168,10 +179,12 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
     // Keys spread over `prefixes` prefixes of `matching` keys each; the case lists one in the middle.
     const keys = Array.from({ length: list.total }, (_, n) => `bench/list/p${String(n % prefixes).padStart(5, "0")}/k${String(Math.floor(n / prefixes)).padStart(6, "0")}`);
     const target = `bench/list/p${String(Math.floor(prefixes / 2)).padStart(5, "0")}/`;
+    const shared = list.shared;
+    if (shared) await shared.fill(keys, small);
     await run(list.label, () => ({
-      competitors: adapters.map((a) => competitor(a, {
+      competitors: (shared?.adapters ?? adapters).map((a) => competitor(a, {
         setup: async () => {
-          await (a.fill ? a.fill(keys, small) : eachLimit(keys, 64, (k) => a.put(k, small)));
+          if (!shared) await (a.fill ? a.fill(keys, small) : eachLimit(keys, 64, (k) => a.put(k, small)));
           const found = await a.list(target);
           if (found.length !== list.matching) throw new Error(`listed ${found.length} keys under the prefix, expected ${list.matching}`);
         },

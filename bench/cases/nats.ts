@@ -154,7 +154,7 @@ async function sizeScaling(b: BenchContext, nc: NatsConnection, bucket: string, 
   for (const size of sizes) {
     const value = pattern(size);
     const big = size >= 4 * MiB;
-    const shape = big ? { rounds: b.scale(3, 2), roundMs: 1, warmupMs: 1, maxOpsPerRound: 1 } : { rounds: 3, roundMs: b.options.roundMs, warmupMs: b.options.warmupMs };
+    const shape = big ? { rounds: b.scale(3, 2), roundMs: 1, warmupMs: 0, maxOpsPerRound: 1 } : { rounds: 3, roundMs: b.options.roundMs, warmupMs: b.options.warmupMs };
     for (const op of ["put", "get"] as const) {
       const competitor = (a: Adapter): Competitor => ({
         name: a.name,
