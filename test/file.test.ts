@@ -277,7 +277,7 @@ describe("file backend", () => {
 
     it("puts racing deletes that prune the same directory are never lost", async () => {
       const store = await FileStore.open({ root: freshDir(), fsync: false });
-      for (let round = 0; round < 40; round++) {
+      for (let round = 0; round < 100; round++) {
         await store.put("race/deep/old", text("x"));
         await Promise.all([store.delete("race/deep/old"), store.put(`race/deep/new${round}`, text("y"))]);
         assert.deepEqual(await store.list("race/"), [`race/deep/new${round}`]);

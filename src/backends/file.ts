@@ -1,50 +1,23 @@
 import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { mkdir, open, realpath, rename, rmdir, unlink } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { StorageError, type StorageOp } from "../errors.js";
 import type { OpenStoreOptions, StoreUrl } from "../open.js";
 import { BaseStore, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
-import { raceSignal } from "../internal/signal.js";
 import type { Capabilities, GetOptions, ListPage, Metadata, ObjectInfo, OperationOptions } from "../types.js";
 import { classifyFsError, notFound } from "./file/errors.js";
 import { decodeHeader, encodeHeader, HEADER_READ_BYTES, type Header } from "./file/format.js";
 import { loadLayout, tempName } from "./file/layout.js";
 import { dirNames, keyPath, type NameMode } from "./file/names.js";
+import { resolveFileOptions, type FileStoreOptions } from "./file/options.js";
+import { untilAborted } from "./file/abortable.js";
 import { ensureDir, errno, isContainedDir, syncDir, writeAll } from "./file/safe-fs.js";
 import { parseFileUrl } from "./file/url.js";
 import { sweepTempFiles, walkKeys } from "./file/walk.js";
 
 export type { NameMode } from "./file/names.js";
-
-/**
- * Options of the file backend. With `openStore("file:./data")` the directory comes from the URL;
- * `new FileStore({ root: "./data" })` takes it here.
- *
- * @example
- * const store = await FileStore.open({ root: "./data", fsync: false });
- */
-export interface FileStoreOptions {
-  /** The store's directory, created (with its parents) when missing. Relative to the working directory. */
-  root?: string;
-  /**
-   * fsync each value file and its directory before a put or delete resolves (default true).
-   * With false, writes stay atomic against a crashed process, but a power cut may lose the
-   * latest ones (never tear them).
-   */
-  fsync?: boolean;
-  /**
-   * How keys are spelled as file names, chosen once when the store is created (default: probe
-   * the filesystem; `portable` where it folds case or Unicode normalisation). See docs/file.md.
-   */
-  names?: NameMode;
-  /** Temp files untouched for this many milliseconds are abandoned and removed by sweeps (default 1 hour). */
-  staleTempMs?: number;
-  /** Sweep stale temp files in the background when the store opens (default true). */
-  sweepOnOpen?: boolean;
-  /** Bytes per chunk of `getStream` (default 64 KiB); memory per open stream is about this. */
-  chunkBytes?: number;
-}
+export type { FileStoreOptions } from "./file/options.js";
 
 declare module "../open.js" {
   interface BackendOptions {
@@ -53,7 +26,6 @@ declare module "../open.js" {
   }
 }
 
-const HOUR = 60 * 60 * 1000;
 // A concurrent delete may prune the directory a put is writing into; a few retries always win.
 const CREATE_ATTEMPTS = 8;
 
@@ -88,19 +60,13 @@ export class FileStore extends BaseStore {
 
   constructor(options: FileStoreOptions) {
     super();
-    const fail = (message: string) => new StorageError("invalid", message, { op: "open" });
-    if (typeof options?.root !== "string" || options.root === "") throw fail("FileStore needs a root directory: new FileStore({ root: './data' })");
-    if (options.names !== undefined && options.names !== "readable" && options.names !== "portable") throw fail(`names must be "readable" or "portable", got ${String(options.names)}`);
-    const staleTempMs = options.staleTempMs ?? HOUR;
-    if (typeof staleTempMs !== "number" || !(staleTempMs >= 0)) throw fail(`staleTempMs must be a number of milliseconds >= 0, got ${String(staleTempMs)}`);
-    const chunkBytes = options.chunkBytes ?? 64 * 1024;
-    if (!Number.isInteger(chunkBytes) || chunkBytes < 1) throw fail(`chunkBytes must be a positive integer, got ${String(chunkBytes)}`);
-    this.root = resolve(options.root);
-    this.#fsync = options.fsync ?? true;
-    this.#names = options.names;
-    this.#staleTempMs = staleTempMs;
-    this.#chunkBytes = chunkBytes;
-    this.#ready = this.#init(options.sweepOnOpen ?? true);
+    const resolved = resolveFileOptions(options);
+    this.root = resolved.root;
+    this.#fsync = resolved.fsync;
+    this.#names = resolved.names;
+    this.#staleTempMs = resolved.staleTempMs;
+    this.#chunkBytes = resolved.chunkBytes;
+    this.#ready = this.#init(resolved.sweepOnOpen);
     // Failures surface from ready() and every operation; this only marks the promise handled.
     this.#ready.catch(() => undefined);
   }
@@ -199,12 +165,13 @@ export class FileStore extends BaseStore {
 
   async #createTemp(base: string, dir: readonly string[]): Promise<{ handle: FileHandle; dirPath: string; temp: string }> {
     for (let attempt = 1; ; attempt++) {
-      const dirPath = await ensureDir(base, dir, this.#fsync);
-      const temp = join(dirPath, tempName());
       try {
+        const dirPath = await ensureDir(base, dir, this.#fsync);
+        const temp = join(dirPath, tempName());
         const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o666);
         return { handle, dirPath, temp };
       } catch (err) {
+        // ENOENT: a concurrent delete pruned a directory on the way (at mkdir, lstat or open).
         if (errno(err) !== "ENOENT" || attempt >= CREATE_ATTEMPTS) throw err;
       }
     }
@@ -350,26 +317,6 @@ export class FileStore extends BaseStore {
 
   protected override classifyError(err: unknown, op: StorageOp, key: string | undefined): StorageError {
     return classifyFsError(err, op, key, this.root) ?? super.classifyError(err, op, key);
-  }
-}
-
-/** Iterates `source`, ending promptly with the signal's reason when it aborts, even while the source waits. */
-async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
-  if (!signal) return yield* source;
-  const iterator = source[Symbol.asyncIterator]();
-  let finished = false;
-  try {
-    for (;;) {
-      const next = await raceSignal(signal, () => iterator.next());
-      if (next.done) {
-        finished = true;
-        return;
-      }
-      yield next.value;
-    }
-  } finally {
-    // Tell an unfinished source to stop; not awaited, it may be stuck in its own await.
-    if (!finished) iterator.return?.().catch(() => undefined);
   }
 }
 

@@ -39,7 +39,14 @@ export async function isContainedDir(root: string, components: readonly string[]
     throw err;
   }
   if (real !== path) throw notAStoreDirectory(components.join("/"));
-  if (!(await lstat(path)).isDirectory()) throw notAStoreDirectory(components.join("/"));
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await lstat(path)).isDirectory();
+  } catch (err) {
+    if (errno(err) === "ENOENT") return false; // pruned by a concurrent delete just now
+    throw err;
+  }
+  if (!isDirectory) throw notAStoreDirectory(components.join("/"));
   return true;
 }
 
