@@ -127,6 +127,8 @@ export interface TargetResult {
 export interface CaseResult {
   suite: string;
   name: string;
+  /** When the case finished (ISO 8601): merged result files hold cases of several runs. */
+  at: string;
   bytesPerOp?: number;
   concurrency: number;
   rounds: number;
@@ -314,6 +316,7 @@ export async function runCase(suite: string, spec: CaseSpec, defaults: RunOption
   return {
     suite,
     name: spec.name,
+    at: new Date().toISOString(),
     bytesPerOp: spec.bytesPerOp,
     concurrency,
     rounds,

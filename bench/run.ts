@@ -8,7 +8,7 @@
  * A full run (no filter, no --quick) writes bench/results/latest.json, the charts in docs/ and
  * BENCHMARKS.md; other runs write bench/results/partial.json unless --out/--write-docs say otherwise.
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createContext, FULL_OPTIONS, QUICK_OPTIONS, type CaseResult, type ChartData, type Sink, type Suite } from "./harness.js";
@@ -23,18 +23,20 @@ interface Args {
   quick: boolean;
   out?: string;
   writeDocs: boolean;
+  merge: boolean;
   words: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, writeDocs: false, words: [] };
+  const args: Args = { quick: false, writeDocs: false, merge: false, words: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === "--quick") args.quick = true;
     else if (a === "--write-docs") args.writeDocs = true;
+    else if (a === "--merge") args.merge = true;
     else if (a === "--out") args.out = argv[++i];
     else if (a === "--help" || a === "-h") {
-      console.log("usage: npm run bench -- [--quick] [--out FILE] [--write-docs] [suite…] [case words…]");
+      console.log("usage: npm run bench -- [--quick] [--out FILE] [--write-docs] [--merge] [suite…] [case words…]\n  --merge: replace these cases in bench/results/latest.json (keeping the others) and rewrite the docs from it");
       process.exit(0);
     } else if (a.startsWith("--")) {
       console.error(`unknown option ${a}; see --help`);
@@ -156,15 +158,52 @@ async function main(): Promise<void> {
     skippedCases,
     charts: [...charts.values()],
   };
-  const out = args.out ?? join(benchDir, "results", full ? "latest.json" : "partial.json");
-  writeJson(out, results);
-  console.log(`\nresults: ${relative(process.cwd(), out)}`);
-  if (full || args.writeDocs) {
-    const written = writeCharts(join(rootDir, "docs"), results.charts);
+  const latest = join(benchDir, "results", "latest.json");
+  const merged = args.merge ? mergeInto(latest, results) : results;
+  const out = args.out ?? (full || args.merge ? latest : join(benchDir, "results", "partial.json"));
+  writeJson(out, merged);
+  console.log(`\nresults: ${relative(process.cwd(), out)}${args.merge ? " (merged)" : ""}`);
+  if (full || args.writeDocs || args.merge) {
+    const written = writeCharts(join(rootDir, "docs"), merged.charts);
     for (const path of written) console.log(`chart: ${relative(process.cwd(), path)}`);
-    writeBenchmarksMarkdown(join(rootDir, "BENCHMARKS.md"), results);
+    writeBenchmarksMarkdown(join(rootDir, "BENCHMARKS.md"), merged);
     console.log("report: BENCHMARKS.md");
   }
+}
+
+/**
+ * The results file at `path` with this run's cases in place of the same (suite, case) ones,
+ * its charts' series replaced by this run's where this run drew them, and this run's machine
+ * description (server versions of both kept). A missing file merges into nothing.
+ */
+export function mergeInto(path: string, run: BenchResults): BenchResults {
+  let previous: BenchResults;
+  try {
+    previous = JSON.parse(readFileSync(path, "utf8")) as BenchResults;
+  } catch {
+    return run;
+  }
+  const id = (c: { suite: string; name: string }) => `${c.suite}\u0000${c.name}`;
+  const fresh = new Set([...run.cases, ...run.skippedCases].map(id));
+  // Same place as before for a case measured again (the report keeps its order); new ones last.
+  const byId = new Map(run.cases.map((c) => [id(c), c]));
+  const kept = previous.cases.flatMap((c) => (byId.has(id(c)) ? [byId.get(id(c)) as CaseResult] : fresh.has(id(c)) ? [] : [c]));
+  const keptIds = new Set(kept.map(id));
+  const charts = new Map(previous.charts.map((c) => [c.id, c]));
+  for (const chart of run.charts) {
+    const old = charts.get(chart.id);
+    const names = new Set(chart.series.map((s) => s.name));
+    charts.set(chart.id, { ...chart, series: [...(old?.series.filter((s) => !names.has(s.name)) ?? []), ...chart.series] });
+  }
+  return {
+    ...run,
+    startedAt: previous.startedAt < run.startedAt ? previous.startedAt : run.startedAt,
+    command: `${previous.command}; ${run.command}`,
+    machine: { ...run.machine, servers: { ...previous.machine.servers, ...run.machine.servers } },
+    cases: [...kept, ...run.cases.filter((c) => !keptIds.has(id(c)))],
+    skippedCases: [...previous.skippedCases.filter((c) => !fresh.has(id(c))), ...run.skippedCases],
+    charts: [...charts.values()],
+  };
 }
 
 main().then(
