@@ -22,6 +22,13 @@ export async function readIndex(js: JetStreamClient, stream: string, filter: str
     return (async function* () {})();
   }
   const messages = await consumer.consume();
+  // An idle heartbeat means the server has nothing more to send: the messages counted at the
+  // start were removed meanwhile (purged, or trimmed by the history limit). End, don't wait.
+  void (async () => {
+    for await (const status of messages.status()) {
+      if (status.type === "heartbeat" && (await consumer.info(false)).num_pending === 0) messages.stop();
+    }
+  })().catch(() => undefined);
   return (async function* () {
     try {
       for await (const m of messages) {
