@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `stowage` executable: wires the process to the program and turns errors into exit codes.
+import type { Writable } from "node:stream";
 import { EXIT, isBrokenPipe } from "./errors.js";
 import { processIo, runCli } from "./program.js";
 
@@ -16,4 +17,13 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-process.exitCode = await runCli(process.argv.slice(2), processIo(controller.signal));
+const code = await runCli(process.argv.slice(2), processIo(controller.signal));
+process.exitCode = code;
+// Exit explicitly once output is flushed: stdin still being read after Ctrl-C, or a client's
+// timers, must not keep a finished command alive.
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(code);
+
+function flushed(stream: Writable): Promise<void> {
+  return new Promise((resolve) => stream.write("", () => resolve()));
+}
