@@ -50,6 +50,13 @@ export interface ApiRequest {
   raw: boolean;
 }
 
+/**
+ * Deepest nesting a JSON request may have. Go's encoding/json (the seed's) stops at 10000;
+ * we stop earlier because most JSON tools recurse and a value this deep would crash whoever
+ * reads it back (JSON.stringify overflows the stack around 10 000 levels).
+ */
+export const MAX_JSON_DEPTH = 1000;
+
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -66,6 +73,9 @@ export function parseJsonRequest(body: Uint8Array, defaultAction?: Action): ApiR
     text = utf8.decode(body);
   } catch {
     throw invalid("body is not valid UTF-8 (send bytes as data_base64, or use raw mode)");
+  }
+  if (nestingDepth(text) > MAX_JSON_DEPTH) {
+    throw invalid(`body nests deeper than ${MAX_JSON_DEPTH} levels (arrays and objects); store such values as data_base64`);
   }
   let parsed: unknown;
   try {
@@ -119,8 +129,13 @@ export function parseRawRequest(get: (name: string) => string, body: Uint8Array,
     if (!/^\d{1,9}$/.test(limit)) throw invalid(`${RAW_HEADERS.limit} must be a positive integer`, key);
     request.limit = Number(limit);
   }
-  if (action === "put" || action === "store") request.value = { bytes: body, json: false };
+  if (action === "put" || action === "store") request.value = { bytes: plainBytes(body), json: false };
   return request;
+}
+
+/** The same bytes as a plain Uint8Array (the client hands out Buffers; stores return what they got). */
+export function plainBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Reads `Stowage-Meta-*` headers into metadata (names lower-cased, values percent-decoded). */
@@ -163,7 +178,9 @@ function percentDecode(header: string, value: string): string {
 /** Strict standard base64 (with padding); anything else is refused rather than guessed at. */
 export function decodeBase64(text: string, key?: string): Uint8Array {
   if (text.length % 4 !== 0 || !BASE64.test(text)) throw invalid("data_base64 is not valid base64 (standard alphabet, padded)", key);
-  return Buffer.from(text, "base64");
+  const bytes = Buffer.from(text, "base64");
+  // A plain Uint8Array view: stores hand back what they were given, and callers compare with Uint8Array.
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** The stored bytes as JSON text when they are UTF-8 JSON (so a response can embed them), else undefined. */
@@ -204,6 +221,20 @@ export function memberSpan(text: string, name: string): [number, number] | undef
     i = skipSpace(text, end);
     if (text[i] === ",") i++;
   }
+}
+
+/** The deepest nesting of arrays and objects in a JSON text (strings skipped); iterative. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) i = skipString(text, i) - 1;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > deepest) deepest = depth;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return deepest;
 }
 
 function skipSpace(text: string, i: number): number {

@@ -139,6 +139,8 @@ export class StorageComponent {
       });
       this.#writePort = createWritePort({ ...common, nc });
       await this.#writePort.start();
+      // Subscriptions are sent asynchronously: once the server has them, requests find us.
+      await nc.flush();
       if (config.metricsPort !== undefined) {
         this.#metricsServer = await startMetricsServer(this.telemetry.registry, config.metricsHost, config.metricsPort);
       }

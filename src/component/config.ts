@@ -103,7 +103,13 @@ export const configSchema = z
     timeouts: z
       .object({
         default: duration.default("5s"),
-        ...Object.fromEntries(ACTIONS.map((a) => [a, duration.optional()])),
+        get: duration.optional(),
+        store: duration.optional(),
+        list: duration.optional(),
+        put: duration.optional(),
+        delete: duration.optional(),
+        stat: duration.optional(),
+        versions: duration.optional(),
       })
       .strict()
       .prefault({})

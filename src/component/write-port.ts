@@ -32,7 +32,7 @@ import { hourBucket } from "../archive/time-key.js";
 import { toSegment } from "../archive/segments.js";
 import { StorageError, isAbortError } from "../errors.js";
 import type { ArchiveFn, Logger } from "./api.js";
-import { asJsonText, rawMetadata } from "./codec.js";
+import { asJsonText, plainBytes, rawMetadata } from "./codec.js";
 import type { ComponentConfig } from "./config.js";
 import type { EventPublisher } from "./events.js";
 import type { InFlight } from "./in-flight.js";
@@ -92,7 +92,7 @@ async function storeMessage(deps: WritePortDeps, origin: Origin): Promise<string
     throw new StorageError("invalid", `message is ${origin.data.byteLength} bytes, over max_value_size ${config.maxValueBytes}`, { op: "write", key });
   }
   try {
-    const stored = await deps.archive({ bytes: origin.data, json: jsonText !== undefined }, { key, metadata, signal });
+    const stored = await deps.archive({ bytes: plainBytes(origin.data), json: jsonText !== undefined }, { key, metadata, signal });
     deps.events.publish("stored", stored, metadata);
     return stored;
   } catch (err) {
