@@ -37,6 +37,14 @@ interface Families {
   bytesWritten: Counter<BaseLabel>;
   bytesRead: Counter<BaseLabel>;
   cache: CacheFamilies;
+  /** The metrics layers reporting into these families, flushed when the registry is scraped. */
+  stores: Set<MetricsStore>;
+}
+
+/** A count kept in a plain field on the hot path and handed to prom-client at scrape time. */
+interface PendingCount {
+  child: Counter.Internal;
+  n: number;
 }
 
 interface CacheFamilies {
@@ -84,12 +92,14 @@ export class MetricsStore extends LayerStore {
   readonly labels: Readonly<Labels>;
   readonly #families: Families;
   readonly #cache: CacheSource | undefined;
-  // Bound children: prom-client hashes label sets on every labels() call; these skip that.
-  readonly #outcomes = new Map<string, Counter.Internal>();
+  // A prom-client update costs about a microsecond (it validates and hashes the labels each
+  // time), several times a cache hit. So operation and byte counts are plain numbers here,
+  // added to the counters when the registry is scraped; only the latency is observed directly.
+  readonly #outcomes = new Map<string, PendingCount>();
   readonly #durations = new Map<string, Histogram.Internal<OpLabel>>();
   readonly #errors = new Map<string, Counter.Internal>();
-  readonly #written: Counter.Internal;
-  readonly #read: Counter.Internal;
+  readonly #written: PendingCount;
+  readonly #read: PendingCount;
 
   constructor(inner: Store, options: MetricsOptions = {}) {
     super(inner);
@@ -103,8 +113,9 @@ export class MetricsStore extends LayerStore {
       bucket: options.labels?.bucket ?? "",
     });
     this.#families = familiesOf(this.registry, prefix);
-    this.#written = this.#families.bytesWritten.labels(this.labels);
-    this.#read = this.#families.bytesRead.labels(this.labels);
+    this.#written = { child: this.#families.bytesWritten.labels(this.labels), n: 0 };
+    this.#read = { child: this.#families.bytesRead.labels(this.labels), n: 0 };
+    this.#families.stores.add(this);
     const cache = findLayer(inner, CachedStore);
     if (cache) {
       this.#cache = { labels: this.labels, cache, reported: { hits: 0, misses: 0, evictions: 0 } };
@@ -115,14 +126,14 @@ export class MetricsStore extends LayerStore {
   protected override _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
     return this.#measure("put", options.signal, async () => {
       await super._put(key, data, options);
-      this.#written.inc(data.byteLength);
+      this.#written.n += data.byteLength;
     });
   }
 
   protected override _get(key: string, options: GetOptions): Promise<Uint8Array> {
     return this.#measure("get", options.signal, async () => {
       const data = await super._get(key, options);
-      this.#read.inc(data.byteLength);
+      this.#read.n += data.byteLength;
       return data;
     });
   }
@@ -147,7 +158,7 @@ export class MetricsStore extends LayerStore {
     const written = this.#written;
     const counted = async function* () {
       for await (const chunk of source) {
-        written.inc(chunk.byteLength);
+        written.n += chunk.byteLength;
         yield chunk;
       }
     };
@@ -161,7 +172,7 @@ export class MetricsStore extends LayerStore {
       return {
         async *[Symbol.asyncIterator]() {
           for await (const chunk of body) {
-            read.inc(chunk.byteLength);
+            read.n += chunk.byteLength;
             yield chunk;
           }
         },
@@ -176,14 +187,14 @@ export class MetricsStore extends LayerStore {
   protected override _putMany(entries: BatchEntry[], options: OperationOptions): Promise<void> {
     return this.#measure("putMany", options.signal, async () => {
       await super._putMany(entries, options);
-      this.#written.inc(entries.reduce((sum, e) => sum + e.data.byteLength, 0));
+      this.#written.n += entries.reduce((sum, e) => sum + e.data.byteLength, 0);
     });
   }
 
   protected override _getMany(keys: string[], options: OperationOptions): Promise<(Uint8Array | undefined)[]> {
     return this.#measure("getMany", options.signal, async () => {
       const values = await super._getMany(keys, options);
-      this.#read.inc(values.reduce((sum, v) => sum + (v?.byteLength ?? 0), 0));
+      this.#read.n += values.reduce((sum, v) => sum + (v?.byteLength ?? 0), 0);
       return values;
     });
   }
@@ -196,7 +207,18 @@ export class MetricsStore extends LayerStore {
     return this.#measure("watch", options.signal, () => super._watch(prefix, options));
   }
 
+  /** Hands the counts kept since the last scrape to prom-client (the registry does this when scraped). */
+  flush(): void {
+    for (const pending of [this.#written, this.#read, ...this.#outcomes.values()]) {
+      if (pending.n === 0) continue;
+      pending.child.inc(pending.n);
+      pending.n = 0;
+    }
+  }
+
   protected override async _close(): Promise<void> {
+    this.flush();
+    this.#families.stores.delete(this);
     if (this.#cache) {
       // Report what the cache counted since the last scrape before it goes.
       collectCaches(this.#families.cache, [this.#cache], false);
@@ -217,7 +239,7 @@ export class MetricsStore extends LayerStore {
     } finally {
       const seconds = (performance.now() - start) / 1000;
       this.#child(this.#durations, op, "", () => this.#families.duration.labels({ ...this.labels, op })).observe(seconds);
-      this.#child(this.#outcomes, op, outcome, () => this.#families.operations.labels({ ...this.labels, op, outcome })).inc();
+      this.#child(this.#outcomes, op, outcome, () => ({ child: this.#families.operations.labels({ ...this.labels, op, outcome }), n: 0 })).n++;
     }
   }
 
@@ -265,6 +287,10 @@ function familiesOf(registry: Registry, prefix: string): Families {
   const gauge = (name: string, help: string, collect: () => void) =>
     new Gauge<BaseLabel>({ name: fresh(`${prefix}${name}`), help, labelNames: base, registers, collect });
 
+  const stores = new Set<MetricsStore>();
+  const flush = () => {
+    for (const store of stores) store.flush();
+  };
   const sources = new Set<CacheSource>();
   // Every cache family refreshes all five from the caches when scraped, so any one read alone
   // is current; refreshing is idempotent (counters get deltas, gauges are rebuilt).
@@ -278,7 +304,7 @@ function familiesOf(registry: Registry, prefix: string): Families {
     sources,
   };
   const created: Families = {
-    operations: counter("operations_total", "Store operations by outcome: ok, an error kind, or aborted.", [...base, "op", "outcome"]),
+    operations: counter("operations_total", "Store operations by outcome: ok, an error kind, or aborted.", [...base, "op", "outcome"], flush),
     duration: new Histogram<OpLabel>({
       name: fresh(`${prefix}operation_duration_seconds`),
       help: "Store operation latency in seconds, as callers see it.",
@@ -287,9 +313,10 @@ function familiesOf(registry: Registry, prefix: string): Families {
       registers,
     }),
     errors: counter("errors_total", "Failed store operations by error kind (aborted: the caller's signal).", [...base, "op", "kind"]),
-    bytesWritten: counter("bytes_written_total", "Bytes of values written (put, putMany, putStream).", base),
-    bytesRead: counter("bytes_read_total", "Bytes of values read (get, getMany, getStream), cache hits included.", base),
+    bytesWritten: counter("bytes_written_total", "Bytes of values written (put, putMany, putStream).", base, flush),
+    bytesRead: counter("bytes_read_total", "Bytes of values read (get, getMany, getStream), cache hits included.", base, flush),
     cache,
+    stores,
   };
   byPrefix.set(prefix, created);
   return created;
