@@ -413,6 +413,10 @@ export class PostgresStore extends BaseStore {
   async #transaction<T>(signal: AbortSignal | undefined, work: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    // A checked-out client emits 'error' when its connection drops between queries; with no
+    // listener that is an uncaught exception that kills the process. Note it and discard the client.
+    const onError = (err: Error) => (broken = err);
+    client.on("error", onError);
     try {
       await client.query("BEGIN");
       const result = await work(client);
@@ -425,6 +429,7 @@ export class PostgresStore extends BaseStore {
       });
       throw err;
     } finally {
+      client.off("error", onError);
       client.release(broken);
     }
   }

@@ -201,6 +201,10 @@ export async function ensureSchema(pool: Pool, n: TableNames, create: boolean): 
     throw new StorageError("fatal", `${state.missing.join(", ")} missing and createSchema is off; apply the SQL in docs/postgres.md (or \`stowage\` with a role that may CREATE)`, { op: "open" });
   }
   const client = await pool.connect();
+  // A dropped connection makes a checked-out client emit 'error': unheard, it would crash the process.
+  let broken: Error | undefined;
+  const onError = (err: Error) => (broken = err);
+  client.on("error", onError);
   try {
     await client.query("BEGIN");
     await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_CLASS, n.display]);
@@ -212,6 +216,7 @@ export async function ensureSchema(pool: Pool, n: TableNames, create: boolean): 
     await client.query("ROLLBACK").catch(() => undefined);
     throw err;
   } finally {
-    client.release();
+    client.off("error", onError);
+    client.release(broken);
   }
 }
