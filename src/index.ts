@@ -17,6 +17,23 @@ export type { PostgresStoreOptions } from "./backends/postgres.js";
 export { NatsStore, openNatsStore, createNatsStore } from "./backends/nats.js";
 export type { NatsStoreOptions, SweepResult } from "./backends/nats.js";
 export {
+  LayerStore,
+  findLayer,
+  innermost,
+  CachedStore,
+  withCache,
+  MetricsStore,
+  withMetrics,
+  LATENCY_BUCKETS,
+  RetryStore,
+  withRetry,
+  TimeoutStore,
+  withTimeout,
+  PrefixStore,
+  withPrefix,
+} from "./layers/index.js";
+export type { CacheOptions, CacheStats, CacheStrategy, MetricsOptions, RetryOptions, RetryInfo } from "./layers/index.js";
+export {
   Archiver,
   TimeBucketKeyGenerator,
   EntityKeyGenerator,
