@@ -15,6 +15,7 @@ import { Svcm } from "@nats-io/services";
 import { createNatsStore, type NatsStore } from "../src/backends/nats.js";
 import { ERROR_CODES } from "../src/component/codec.js";
 import type { ComponentConfigInput } from "../src/component/index.js";
+import { mapLimit } from "../src/internal/concurrency.js";
 import { withRetry } from "../src/layers/retry.js";
 import type { Store } from "../src/types.js";
 import { startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
@@ -29,6 +30,8 @@ const KEYS_PER_CLIENT = 30;
 const ATTEMPT_TIMEOUT_MS = 6_000;
 /** How long a request is retried (on timeouts and transient answers) before the client gives up. */
 const REQUEST_BUDGET_MS = 45_000;
+/** Concurrent publishers to the write subject. */
+const PUBLISHERS = 2;
 const KINDS = new Set(Object.keys(ERROR_CODES));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -178,24 +181,26 @@ class WriteClient {
   ) {}
 
   start(): void {
-    this.#running = (async () => {
-      for (let n = 0; !this.#stopped; n++) {
-        const id = `m-${n}`;
-        const data = encoder.encode(JSON.stringify({ id, n }));
-        // The msgID makes a re-sent publish a duplicate the stream drops, not a second message.
-        for (;;) {
-          try {
-            await this.js.publish(this.subject, data, { msgID: id, timeout: 3000 });
-            this.acked.add(id);
-            break;
-          } catch {
-            this.publishRetries++;
-            await sleep(200);
-          }
+    this.#running = Promise.all(Array.from({ length: PUBLISHERS }, (_, p) => this.#publisher(p)));
+  }
+
+  async #publisher(p: number): Promise<void> {
+    for (let n = 0; !this.#stopped; n++) {
+      const id = `m-${p}-${n}`;
+      const data = encoder.encode(JSON.stringify({ id, n }));
+      // The msgID makes a re-sent publish a duplicate the stream drops, not a second message.
+      for (;;) {
+        try {
+          await this.js.publish(this.subject, data, { msgID: id, timeout: 3000 });
+          this.acked.add(id);
+          break;
+        } catch {
+          this.publishRetries++;
+          await sleep(200);
         }
-        await sleep(20);
       }
-    })();
+      await sleep(5);
+    }
   }
 
   async stop(): Promise<void> {
@@ -222,9 +227,19 @@ describe("stowage serve: three instances on a three-node cluster", { skip }, () 
   let killedInstance: Instance;
   let killedNode: string;
   let recoveryMs: number | undefined;
+  const killedRoles: string[] = [];
   /** Requests each instance (micro-service id) had handled just before the node died, and at the end. */
   let handledBefore: Map<string, number>;
   let handledAfter: Map<string, number>;
+
+  /** The node leading the most of: the bucket's index stream, the write stream, the write consumer (ties: the bucket's). */
+  async function busiestLeader(): Promise<string> {
+    const jsm = await jetstreamManager(nc);
+    const kv = (await cluster.streamLeader(`KV_${bucket}`))!;
+    const led = [kv, await cluster.streamLeader(stream), (await jsm.consumers.info(stream, durable)).cluster?.leader];
+    const count = (node: string) => led.filter((l) => l === node).length;
+    return cluster.nodes.map((n) => n.name).reduce((best, node) => (count(node) > count(best) ? node : best), kv);
+  }
 
   /** Requests handled so far by each running instance, as its micro-service STATS say. */
   async function handledByInstance(): Promise<Map<string, number>> {
@@ -271,9 +286,14 @@ describe("stowage serve: three instances on a three-node cluster", { skip }, () 
     writes.start();
     try {
       await sleep(3_000);
-      killedNode = (await cluster.streamLeader(`KV_${bucket}`))!;
+      killedNode = await busiestLeader();
+      const jsm = await jetstreamManager(nc);
+      if ((await cluster.streamLeader(`KV_${bucket}`)) === killedNode) killedRoles.push("bucket leader");
+      if ((await cluster.streamLeader(stream)) === killedNode) killedRoles.push("write stream leader");
+      if ((await jsm.consumers.info(stream, durable)).cluster?.leader === killedNode) killedRoles.push("write consumer leader");
       // An instance on another node dies (its messages in flight go back after ack_wait), then
-      // the node leading the bucket (the instance on it loses its connection and reconnects).
+      // the node leading the most of the bucket, the write stream and the durable consumer (the
+      // instance on it loses its connection and reconnects).
       killedInstance = instances.find((i) => i.node !== killedNode)!;
       killedInstance.child.kill("SIGKILL");
       await killedInstance.exited;
@@ -312,7 +332,7 @@ describe("stowage serve: three instances on a three-node cluster", { skip }, () 
     assert.deepEqual(api.outcomes.gaveUp, [], "requests never answered within the retry budget");
     assert.ok(api.outcomes.success > 300, `only ${api.outcomes.success} requests succeeded`);
     const errors = Object.fromEntries(api.outcomes.classifiedError);
-    t.diagnostic(`requests: ${api.outcomes.success} succeeded, classified errors ${JSON.stringify(errors)}, ${api.outcomes.retriedAttempts} retried attempts; first answer ${((recoveryMs ?? NaN) / 1000).toFixed(1)} s after killing ${killedNode}; instance on ${killedInstance.node} killed`);
+    t.diagnostic(`requests: ${api.outcomes.success} succeeded, classified errors ${JSON.stringify(errors)}, ${api.outcomes.retriedAttempts} retried attempts; first answer ${((recoveryMs ?? NaN) / 1000).toFixed(1)} s after killing ${killedNode} (${killedRoles.join(", ")}); instance on ${killedInstance.node} killed`);
   });
 
   it("both surviving instances answered requests after the failover, the one whose node died included", () => {
@@ -361,14 +381,14 @@ describe("stowage serve: three instances on a three-node cluster", { skip }, () 
     const unknown = [...byId.keys()].filter((id) => !writes.acked.has(id));
     assert.deepEqual(unknown, [], "stored messages nobody published");
     let redelivered = 0;
-    for (const [id, [key]] of byId) {
+    await mapLimit([...byId], 16, async ([id, [key]]) => {
       const stored = JSON.parse(decoder.decode(await check.get(key!))) as { id: string };
       assert.equal(stored.id, id);
       // A message redelivered after its ack was lost is stored again under the same key: a
       // second, identical version, never a second key.
       const versions = await check.versions(key!);
       if (versions.length > 1) redelivered++;
-    }
+    });
     const info = await jsm.streams.info(stream);
     t.diagnostic(`write port: ${writes.acked.size} messages published and acknowledged (${writes.publishRetries} publish retries), ${info.state.messages} in the stream, ${byId.size} stored, ${redelivered} stored twice under their key by a redelivery, 0 dead letters`);
   });
