@@ -70,6 +70,19 @@ describe("file backend", () => {
       await writeFile(join(dir, ".stowage.json"), '{"format":"something-else"}');
       await assertKind(FileStore.open({ root: dir }), "fatal");
     });
+
+    it("refuses, promptly and as fatal, a root that is a file or where no directory can be made", async () => {
+      const file = join(freshDir(), "not-a-dir");
+      await mkdir(join(file, ".."), { recursive: true });
+      await writeFile(file, "x");
+      const err = await assertKind(FileStore.open({ root: file }), "fatal");
+      assert.match(err.message, /exists and is not a directory/);
+      await assertKind(FileStore.open({ root: join(file, "below") }), "fatal");
+      // /proc refuses mkdir with ENOENT under an existing parent; recursive mkdir loops forever there.
+      const started = Date.now();
+      await assertKind(FileStore.open({ root: "/proc/stowage-cannot-exist" }), "fatal");
+      assert.ok(Date.now() - started < 5000);
+    });
   });
 
   describe("keys on disk", () => {

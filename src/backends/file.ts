@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { mkdir, open, realpath, rename, rmdir, unlink } from "node:fs/promises";
+import { open, realpath, rename, rmdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { StorageError, type StorageOp } from "../errors.js";
 import type { OpenStoreOptions, StoreUrl } from "../open.js";
@@ -12,7 +12,7 @@ import { loadLayout, tempName } from "./file/layout.js";
 import { dirNames, keyPath, type NameMode } from "./file/names.js";
 import { resolveFileOptions, type FileStoreOptions } from "./file/options.js";
 import { untilAborted } from "./file/abortable.js";
-import { ensureDir, errno, isContainedDir, syncDir, writeAll } from "./file/safe-fs.js";
+import { ensureDir, errno, isContainedDir, makeRootDir, syncDir, writeAll } from "./file/safe-fs.js";
 import { parseFileUrl } from "./file/url.js";
 import { sweepTempFiles, walkKeys } from "./file/walk.js";
 
@@ -101,7 +101,7 @@ export class FileStore extends BaseStore {
   }
 
   async #init(sweep: boolean): Promise<{ base: string; mode: NameMode }> {
-    await mkdir(this.root, { recursive: true });
+    await makeRootDir(this.root);
     // Everything below works on the real path: a symlinked root is the user's choice, links
     // inside it are not.
     const base = await realpath(this.root);

@@ -4,8 +4,9 @@
  * directory fsync.
  */
 import type { FileHandle } from "node:fs/promises";
-import { lstat, mkdir, open, realpath } from "node:fs/promises";
-import { join } from "node:path";
+import { lstat, mkdir, open, realpath, stat } from "node:fs/promises";
+import { StorageError } from "../../errors.js";
+import { dirname, join } from "node:path";
 
 export function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -72,6 +73,35 @@ export async function ensureDir(root: string, components: readonly string[], syn
     }
   }
   return path;
+}
+
+/**
+ * Creates the store's root directory and its missing parents. Not `mkdir(…, { recursive: true })`:
+ * on Linux that loops forever where mkdir answers ENOENT under an existing parent (as in /proc).
+ * A root (or parent) that exists but is not a directory, or where no directory can be made, is
+ * refused as `fatal`.
+ */
+export async function makeRootDir(root: string): Promise<void> {
+  const cannot = (why: string, cause?: unknown) => new StorageError("fatal", `cannot use ${root} as the store directory: ${why}`, { op: "open", cause });
+  const missing: string[] = [];
+  for (let path = root; ; path = dirname(path)) {
+    const info = await stat(path).catch((err: unknown) => {
+      if (errno(err) === "ENOENT") return undefined;
+      throw err;
+    });
+    if (info) {
+      if (!info.isDirectory()) throw cannot(`${path} exists and is not a directory`);
+      break;
+    }
+    missing.unshift(path);
+    if (dirname(path) === path) break;
+  }
+  for (const dir of missing) {
+    await mkdir(dir).catch((err: unknown) => {
+      if (errno(err) === "EEXIST") return; // another opener made it meanwhile
+      throw errno(err) === "ENOENT" ? cannot(`no directory can be made at ${dir}`, err) : err;
+    });
+  }
 }
 
 /** Writes all of `data` (a single write may be short). */
