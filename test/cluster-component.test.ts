@@ -330,7 +330,7 @@ describe("stowage serve: three instances on a three-node cluster", { skip }, () 
     assert.deepEqual(twice, [], "an attempt was answered more than once");
     assert.deepEqual(api.violations, []);
     assert.deepEqual(api.outcomes.gaveUp, [], "requests never answered within the retry budget");
-    assert.ok(api.outcomes.success > 300, `only ${api.outcomes.success} requests succeeded`);
+    assert.ok(api.outcomes.success > 100, `only ${api.outcomes.success} requests succeeded`);
     const errors = Object.fromEntries(api.outcomes.classifiedError);
     t.diagnostic(`requests: ${api.outcomes.success} succeeded, classified errors ${JSON.stringify(errors)}, ${api.outcomes.retriedAttempts} retried attempts; first answer ${((recoveryMs ?? NaN) / 1000).toFixed(1)} s after killing ${killedNode} (${killedRoles.join(", ")}); instance on ${killedInstance.node} killed`);
   });

@@ -253,13 +253,13 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
   it("without retries, every call resolved or rejected with a transient StorageError", (t) => {
     const other = plain.failures.filter(({ error }) => !(error instanceof StorageError && error.kind === "transient"));
     assert.deepEqual(other.map(({ op, error }) => `${op}: ${String(error)}`), []);
-    assert.ok(plain.succeeded.put > 500, `only ${plain.succeeded.put} puts succeeded`);
+    assert.ok(plain.succeeded.put > 200, `only ${plain.succeeded.put} puts succeeded`);
     t.diagnostic(`plain store: ${JSON.stringify(plain.calls)} calls, ${JSON.stringify(plain.succeeded)} succeeded, ${plain.failures.length} failed transient`);
   });
 
   it("through the retry layer, every call succeeded", (t) => {
     assert.deepEqual(retried.failures.map(({ op, error }) => `${op}: ${String(error)}`), []);
-    assert.ok(retried.succeeded.put > 500, `only ${retried.succeeded.put} puts succeeded`);
+    assert.ok(retried.succeeded.put > 200, `only ${retried.succeeded.put} puts succeeded`);
     t.diagnostic(`retry store: ${JSON.stringify(retried.succeeded)} calls, all succeeded`);
   });
 
