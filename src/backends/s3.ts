@@ -131,7 +131,7 @@ export class S3Store extends BaseStore {
     if (bytes > S3_METADATA_LIMIT) {
       throw new StorageError("invalid", `metadata is ${bytes} bytes as S3 headers (non-ASCII values are base64-encoded), S3 keeps at most ${S3_METADATA_LIMIT}`, { op, key });
     }
-    return { Bucket: this.bucket, Key: this.#objectKey(key, op), Metadata: headers, ContentType: "application/octet-stream" };
+    return { Bucket: this.bucket, Key: this.#objectKey(key, op), Metadata: headers };
   }
 
   protected async _get(key: string, options: GetOptions): Promise<Uint8Array> {

@@ -28,7 +28,7 @@ const CLEANUP_TIMEOUT_MS = 30_000;
 
 export interface MultipartOptions {
   client: S3Client;
-  /** Bucket, Key, Metadata, ContentType: everything but the body. */
+  /** Bucket, Key, Metadata: everything but the body. */
   params: Omit<PutObjectCommandInput, "Body">;
   partSize: number;
   queueSize: number;
