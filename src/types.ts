@@ -103,6 +103,11 @@ export interface Capabilities {
   watch: boolean;
   /** The largest value `put` accepts, in bytes (Infinity when only memory limits it). */
   maxValueBytes: number;
+  /**
+   * The longest key in UTF-8 bytes, when less than the contract's 1024: a namespace prefix
+   * (`withPrefix`, an `s3://bucket/prefix`) takes its own length off the limit.
+   */
+  maxKeyBytes?: number;
 }
 
 /**

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { MemoryStore, StorageError } from "../src/index.js";
 import { withPrefix } from "../src/layers/index.js";
 import { assertInvalid, assertKind, text } from "../src/testing/helpers.js";
+import { testStore } from "../src/testing/index.js";
 
 describe("prefix layer", () => {
   it("stores under the prefix and gives keys back relative to it", async () => {
@@ -78,3 +79,5 @@ describe("prefix layer", () => {
     assert.equal(Buffer.concat(chunks).toString(), "two");
   });
 });
+
+testStore("prefix layer over memory", { open: async () => withPrefix(new MemoryStore(), "tenants/a/") });

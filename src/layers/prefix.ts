@@ -1,7 +1,7 @@
 import { StorageError, type StorageOp } from "../errors.js";
-import { keyProblem, prefixProblem } from "../keys.js";
+import { MAX_KEY_BYTES, keyProblem, prefixProblem } from "../keys.js";
 import type { CleanListPageOptions, CleanPutOptions } from "../store.js";
-import type { BatchEntry, ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
+import type { BatchEntry, Capabilities, ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
 import { LayerStore } from "./layer.js";
 
 /**
@@ -20,6 +20,8 @@ import { LayerStore } from "./layer.js";
  */
 export class PrefixStore extends LayerStore {
   readonly prefix: string;
+  // Re-declared (not re-defined) so the constructor may narrow the key limit.
+  declare readonly capabilities: Readonly<Capabilities>;
 
   constructor(inner: Store, prefix: string) {
     super(inner);
@@ -28,6 +30,8 @@ export class PrefixStore extends LayerStore {
     const problem = typeof prefix === "string" && prefix.length === 0 ? "prefix must not be empty" : keyProblem(prefix)?.replace(/^key/, "prefix");
     if (problem) throw new StorageError("invalid", `withPrefix: ${problem}`, { op: "open" });
     this.prefix = prefix;
+    const innerMax = inner.capabilities.maxKeyBytes ?? MAX_KEY_BYTES;
+    this.capabilities = Object.freeze({ ...inner.capabilities, maxKeyBytes: innerMax - Buffer.byteLength(prefix, "utf8") });
   }
 
   protected override async _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
