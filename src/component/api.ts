@@ -34,7 +34,7 @@ export interface ApiDeps {
   logger: Logger;
   /** The NATS server's max_payload, bytes: nothing larger fits in one message. */
   maxPayload(): number;
-  /** True once the component stopped taking work (requests still arriving are refused). */
+  /** True once the component has stopped (a late request is refused, not run on a closed store). */
   stopping(): boolean;
 }
 
@@ -58,7 +58,7 @@ export class ApiHandler {
     let request: ApiRequest | undefined;
     deps.inFlight.enter();
     try {
-      if (deps.stopping()) throw new StorageError("transient", "the component is stopping; retry (another instance may answer)", { op: endpointAction ?? "request" });
+      if (deps.stopping()) throw new StorageError("transient", "the component has stopped; retry (another instance may answer)", { op: endpointAction ?? "request" });
       if (deps.inFlight.count > deps.config.maxInFlight) {
         throw new StorageError("transient", `busy: ${deps.config.maxInFlight} requests in flight (max_in_flight); retry later`, { op: endpointAction ?? "request" });
       }

@@ -127,7 +127,8 @@ export class StorageComponent {
         ...common,
         store,
         maxPayload: () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
-        stopping: () => this.#state !== "running",
+        // Requests delivered before intake stopped are still served while stopping (that is the drain).
+        stopping: () => this.#state === "stopped",
       });
       this.#service = await registerService({
         nc,
@@ -200,6 +201,7 @@ export class StorageComponent {
     if (this.#state === "stopped") return;
     const deadline = Date.now() + timeoutMs;
     this.#state = "stopping";
+    this.#logger.info("stopping", { inFlight: this.#inFlight.count, timeoutMs });
     const left = () => Math.max(0, deadline - Date.now());
     const intake = Promise.allSettled([this.#service?.stop(), this.#writePort?.stopIntake()]);
     await Promise.race([intake, sleep(left())]);
