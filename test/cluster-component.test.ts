@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
 import { Svcm } from "@nats-io/services";
@@ -47,7 +48,8 @@ interface Instance {
 }
 
 function spawnInstance(configFile: string, node: string): Promise<Instance> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"] });
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", join(root, "src/cli/main.ts"), "serve", "--config", configFile], { cwd: root, stdio: ["ignore", "ignore", "pipe"] });
   const log: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const instance: Instance = { node, child, log, exited };
