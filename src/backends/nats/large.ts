@@ -1,13 +1,29 @@
 import { createHash } from "node:crypto";
-import { nuid } from "@nats-io/nats-core";
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { headers, nuid } from "@nats-io/nats-core";
+import { JetStreamApiCodes, JetStreamApiError, JsHeaders, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
+import { ChunkWriter } from "./chunk-writer.js";
 import type { LargeRef } from "./entry.js";
 import { NatsLayoutError } from "./errors.js";
 import type { NatsLayout } from "./layout.js";
 
-/** Chunks of a large value in flight while reading: the memory bound of `getStream`. */
-const READ_AHEAD_CHUNKS = 4;
+/**
+ * Bytes of chunks a large put publishes ahead of their acknowledgements, counted in whole
+ * chunks (2–32; 8 of the default 128 KiB): a put holds at most these plus the chunk it fills,
+ * and pays a round trip per window rather than per chunk. Measured here, beyond 8 chunks the
+ * server's write rate is the limit, not the round trips.
+ */
+const WRITE_AHEAD_BYTES = 1024 * 1024;
+/**
+ * Bytes of a large value a read asks the server for ahead of the caller, counted in the
+ * store's chunk size (2–32 chunks; 16 of the default 128 KiB): the memory bound of `getStream`.
+ */
+const READ_AHEAD_BYTES = 2 * 1024 * 1024;
+
+/** `bytes` in whole chunks of `chunkSize`, at least 2 (overlap) and at most 32. */
+function chunksIn(bytes: number, chunkSize: number): number {
+  return Math.min(32, Math.max(2, Math.floor(bytes / chunkSize)));
+}
 
 export interface LargeStoreConfig {
   chunkSize: number;
@@ -19,10 +35,11 @@ export interface LargeStoreConfig {
 }
 
 /**
- * Large values in the bucket's object store. Writes go through `@nats-io/obj` (so `nats object`
- * tools read them); reads use an ordered pull consumer on the object's chunk subject, which
- * pulls only as fast as the caller reads (the object store's own `get` buffers without limit)
- * and checks the SHA-256 digest at the end.
+ * Large values in the bucket's object store, in its own layout (chunks on `$O.<bucket>.C.<nuid>`,
+ * the ObjectInfo on `$O.<bucket>.M.<name>`), so `@nats-io/obj` and `nats object` read them.
+ * Writes keep several chunk publishes in flight (`ChunkWriter`); reads use an ordered pull
+ * consumer on the object's chunk subject, which pulls only as fast as the caller reads (the
+ * object store's own `get` buffers without limit), and check the SHA-256 digest at the end.
  */
 export class LargeObjects {
   readonly #js: JetStreamClient;
@@ -55,22 +72,50 @@ export class LargeObjects {
   }
 
   /**
-   * Writes `source` as a new object and returns its reference. On any failure, the abort of
-   * `signal` included, nothing stays behind (the object store purges the partial chunks).
+   * Writes `source` as a new object and returns its reference. The chunks and the ObjectInfo
+   * are the object store's own layout (so `@nats-io/obj` and `nats object get` read the value),
+   * but published with about `WRITE_AHEAD_BYTES` of acknowledgements pending instead of one, and
+   * hashed with node's SHA-256 (the object store's default is a pure-JS hash). On any failure,
+   * the abort of `signal` included, nothing stays behind: the publishes in flight settle, then
+   * the chunks (and the info, if it was sent) are purged.
    */
   async write(key: string, source: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): Promise<LargeRef> {
-    const objects = await this.#objects();
-    const name = nuid.next();
-    const info = await objects.put(
-      { name, description: `stowage value of ${JSON.stringify(key)}`, options: { max_chunk_size: this.#config.chunkSize } },
-      readableOf(source, signal),
-    );
-    const ref: LargeRef = { name, nuid: info.nuid, size: info.size, digest: info.digest };
-    if (signal?.aborted) {
-      await this.remove(ref).catch(() => undefined);
-      throw signal.reason;
+    await this.#objects(); // creates the stream on the first large put
+    const ref = { name: nuid.next(), nuid: nuid.next() };
+    const writer = new ChunkWriter(this.#js, { subject: this.#layout.chunkSubject(ref.nuid), chunkSize: this.#config.chunkSize, window: chunksIn(WRITE_AHEAD_BYTES, this.#config.chunkSize) });
+    let infoSent = false;
+    try {
+      for await (const part of source) {
+        signal?.throwIfAborted();
+        await writer.write(part);
+      }
+      signal?.throwIfAborted();
+      const written = await writer.end();
+      const info = {
+        bucket: this.#layout.objectBucket,
+        nuid: ref.nuid,
+        size: written.size,
+        chunks: written.chunks,
+        name: ref.name,
+        description: `stowage value of ${JSON.stringify(key)}`,
+        options: { max_chunk_size: this.#config.chunkSize },
+        mtime: new Date().toISOString(),
+        digest: written.digest,
+        deleted: false,
+      };
+      const h = headers();
+      h.set(JsHeaders.RollupHdr, JsHeaders.RollupValueSubject);
+      infoSent = true;
+      await this.#js.publish(this.#layout.metaSubject(ref.name), JSON.stringify(info), { headers: h });
+      signal?.throwIfAborted();
+      return { ...ref, size: written.size, digest: written.digest };
+    } catch (err) {
+      await writer.settle();
+      const stream = this.#layout.objectStream;
+      await this.#jsm.streams.purge(stream, { filter: this.#layout.chunkSubject(ref.nuid) }).catch(() => undefined);
+      if (infoSent) await this.#jsm.streams.purge(stream, { filter: this.#layout.metaSubject(ref.name) }).catch(() => undefined);
+      throw err;
     }
-    return ref;
   }
 
   /** The bytes of an object, chunk by chunk, digest checked after the last one. */
@@ -86,7 +131,7 @@ export class LargeObjects {
     });
     if (!last) throw new NatsLayoutError(`the large object ${ref.name} of this value is missing from ${this.#layout.objectStream} (removed by another tool?)`);
     const consumer = await this.#js.consumers.get(this.#layout.objectStream, { filter_subjects: subject });
-    const messages = await consumer.consume({ max_messages: READ_AHEAD_CHUNKS });
+    const messages = await consumer.consume({ max_messages: chunksIn(READ_AHEAD_BYTES, this.#config.chunkSize) });
     return (async function* () {
       const sha = createHash("sha256");
       let received = 0;
@@ -127,26 +172,6 @@ export class LargeObjects {
     const objects = await this.#objects();
     return (await objects.list()).map((o) => ({ name: o.name, nuid: o.nuid, mtime: new Date(o.mtime) }));
   }
-}
-
-/** A pull-driven ReadableStream over an async iterable: reads the source only when asked. */
-function readableOf(source: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): ReadableStream<Uint8Array> {
-  const iterator = source[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        signal?.throwIfAborted();
-        const next = await iterator.next();
-        signal?.throwIfAborted();
-        if (next.done) controller.close();
-        else controller.enqueue(next.value);
-      },
-      async cancel(reason) {
-        await iterator.return?.(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }
 
 /** Splits a buffer into views of at most `size` bytes (no copies). */

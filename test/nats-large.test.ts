@@ -1,0 +1,166 @@
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { headers, type NatsConnection } from "@nats-io/nats-core";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
+import { connect } from "@nats-io/transport-node";
+import { openStore, StorageError } from "../src/index.js";
+import type { NatsStore } from "../src/backends/nats.js";
+import { ChunkWriter } from "../src/backends/nats/chunk-writer.js";
+import { HEADER } from "../src/backends/nats/entry.js";
+import { assertKind, collectBytes, patterned } from "../src/testing/helpers.js";
+import { sharedNats } from "./fixtures/nats.js";
+import { uniqueName, waitFor } from "./fixtures/services.js";
+
+const url = await sharedNats();
+const skip = url === undefined ? "no NATS server" : false;
+
+/** Large values: the object store layout stowage writes itself, its window, and its cleanup. */
+describe("nats large values", { skip }, () => {
+  const buckets = new Set<string>();
+  const stores: NatsStore[] = [];
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let js: JetStreamClient;
+
+  const open = async (query = "") => {
+    const bucket = uniqueName("stowage_large").replace(/[^-\w]/g, "_");
+    buckets.add(bucket);
+    nc ??= await connect({ servers: url });
+    jsm ??= await jetstreamManager(nc);
+    js ??= jetstream(nc);
+    const store = (await openStore(`${url}/${bucket}${query}`)) as NatsStore;
+    stores.push(store);
+    return { store, bucket };
+  };
+  /** The object named by the latest index entry of `kvKey`. */
+  const objectName = async (bucket: string, kvKey: string) => {
+    const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${kvKey}` });
+    assert.ok(m, `an index entry for ${kvKey}`);
+    return m.header.get(HEADER.object);
+  };
+  const objectMessages = async (bucket: string) => (await jsm.streams.info(`OBJ_${bucket}_large`)).state.messages;
+
+  after(async () => {
+    for (const s of stores) await s.close().catch(() => undefined);
+    if (!nc) return;
+    for (const bucket of buckets) {
+      for (const stream of [`KV_${bucket}`, `OBJ_${bucket}_large`]) await jsm.streams.delete(stream).catch(() => undefined);
+    }
+    await nc.close();
+  });
+
+  it("writes objects that @nats-io/obj reads, digest and chunk count included", async () => {
+    const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096");
+    const data = patterned(10 * 4096 + 123, 3);
+    await store.putStream("big", slicesOf(data, 1500));
+    const name = await objectName(bucket, "big");
+    const os = await new Objm(nc).open(`${bucket}_large`);
+    const info = await os.info(name);
+    assert.ok(info, "the object store lists the object");
+    assert.equal(info.size, data.byteLength);
+    assert.equal(info.chunks, 11);
+    assert.equal(info.options?.max_chunk_size, 4096);
+    assert.match(info.digest, /^SHA-256=[-_A-Za-z0-9]{43}=$/, "padded base64url, as the object store writes it");
+    // os.get checks the digest itself: a wrong one would reject.
+    assert.ok(Buffer.from((await os.getBlob(name)) ?? []).equals(Buffer.from(data)));
+    assert.equal((await os.list()).length, 1);
+  });
+
+  it("reads an object written by @nats-io/obj with another chunk size, and refuses a wrong digest", async () => {
+    const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096");
+    await store.put("seed", patterned(2048)); // creates the object store
+    const os = await new Objm(nc).open(`${bucket}_large`);
+    const data = patterned(300 * 1024 + 5, 9);
+    const info = await os.putBlob({ name: "foreign", options: { max_chunk_size: 64 * 1024 } }, data);
+    const refer = async (kvKey: string, digest: string) => {
+      const h = headers();
+      h.set(HEADER.object, info.name);
+      h.set(HEADER.nuid, info.nuid);
+      h.set(HEADER.size, String(info.size));
+      h.set(HEADER.digest, digest);
+      await js.publish(`$KV.${bucket}.${kvKey}`, new Uint8Array(0), { headers: h });
+    };
+    await refer("foreign", info.digest);
+    assert.ok(Buffer.from(await store.get("foreign")).equals(Buffer.from(data)));
+    assert.ok((await collectBytes(await store.getStream("foreign"))).equals(Buffer.from(data)));
+    await refer("tampered", `SHA-256=${Buffer.alloc(32).toString("base64url")}=`);
+    const err = await assertKind(store.get("tampered"), "fatal");
+    assert.match(err.message, /corrupt/);
+  });
+
+  it("keeps at most the window of chunk publishes in flight", async () => {
+    await open(); // connects nc/js
+    const stream = uniqueName("stowage_window").replace(/[^-\w]/g, "_");
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+    try {
+      let inFlight = 0;
+      let most = 0;
+      // The real client, counting its publishes between send and acknowledgement.
+      const counting = {
+        publish: (...args: Parameters<JetStreamClient["publish"]>) => {
+          most = Math.max(most, ++inFlight);
+          return js.publish(...args).finally(() => inFlight--);
+        },
+      } as unknown as JetStreamClient;
+      const writer = new ChunkWriter(counting, { subject: `${stream}.c`, chunkSize: 1024, window: 3 });
+      const data = patterned(40 * 1024 + 1, 1);
+      for (const part of slicesOf(data, 5000)) await writer.write(part);
+      const written = await writer.end();
+      assert.equal(most, 3, "the window fills (acks come back on a later turn) and never overflows");
+      assert.equal(inFlight, 0, "end() waits for every acknowledgement");
+      assert.equal(written.size, data.byteLength);
+      assert.equal(written.chunks, 41);
+      const stored = await jsm.streams.info(stream);
+      assert.equal(stored.state.messages, 41);
+      const first = await jsm.streams.getMessage(stream, { seq: 1 });
+      const last = await jsm.streams.getMessage(stream, { seq: 41 });
+      assert.ok(first && last);
+      assert.ok(Buffer.from(first.data).equals(Buffer.from(data.subarray(0, 1024))), "chunks are stored in order");
+      assert.deepEqual(Buffer.from(last.data), Buffer.from(data.subarray(40 * 1024)));
+    } finally {
+      await jsm.streams.delete(stream);
+    }
+  });
+
+  it("purges every chunk of a put aborted mid-stream", async () => {
+    const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096");
+    const controller = new AbortController();
+    const source = (async function* () {
+      for (let i = 0; i < 200; i++) {
+        if (i === 40) controller.abort(new Error("stop"));
+        yield patterned(4096, i);
+      }
+    })();
+    await assert.rejects(store.putStream("aborted", source, { signal: controller.signal }), /stop/);
+    // The cleanup finishes after the rejection: wait for the chunks to go.
+    await waitFor("the aborted put's chunks to be purged", async () => (await objectMessages(bucket)) === 0, 5000);
+    await assertKind(store.get("aborted"), "not_found");
+  });
+
+  it("purges every chunk of a put whose source fails", async () => {
+    const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096");
+    const source = (async function* () {
+      for (let i = 0; i < 30; i++) yield patterned(4096, i);
+      throw new Error("source broke");
+    })();
+    await assert.rejects(store.putStream("broken", source), /source broke/);
+    assert.equal(await objectMessages(bucket), 0);
+    await assertKind(store.get("broken"), "not_found");
+  });
+
+  it("purges the chunks that landed when the server refuses one (stream full)", async () => {
+    const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096&maxBytes=262144");
+    // The kind is the error classifier's business (the server answers 503, "maximum bytes exceeded").
+    await assert.rejects(store.putStream("too-big", slicesOf(patterned(1024 * 1024), 8192)), (err: unknown) => err instanceof StorageError && err.op === "putStream");
+    assert.equal(await objectMessages(bucket), 0, "no chunk left behind");
+    await assertKind(store.get("too-big"), "not_found");
+    const fits = patterned(64 * 1024, 4);
+    await store.put("fits", fits);
+    assert.deepEqual(await store.get("fits"), fits, "the store still works once the failed put is cleaned up");
+  });
+});
+
+function* slicesOf(data: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let i = 0; i < data.byteLength; i += size) yield data.subarray(i, i + size);
+}
