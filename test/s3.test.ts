@@ -76,6 +76,7 @@ function bucketFactory(server: () => Promise<S3ServerHandle | undefined>, option
 if (!motoSkip) {
   testStore("s3", { ...bucketFactory(faithfulServer) });
   testStore("s3 (versioned bucket)", { ...bucketFactory(faithfulServer, { versioning: true }) });
+  testStore("s3 (under a prefix)", { ...bucketFactory(faithfulServer, { prefix: "tenant/a" }) });
 }
 
 

@@ -85,6 +85,8 @@ export class S3Store extends BaseStore {
       batch: true,
       watch: false,
       maxValueBytes: MAX_OBJECT_BYTES,
+      // S3's 1024 bytes hold the prefix too.
+      ...(this.#prefixBytes > 0 && { maxKeyBytes: MAX_KEY_BYTES - this.#prefixBytes }),
     });
   }
 
