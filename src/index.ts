@@ -16,6 +16,8 @@ export { PostgresStore, DEFAULT_CHUNK_BYTES, DEFAULT_POSTGRES_TABLE, postgresSch
 export type { PostgresStoreOptions } from "./backends/postgres.js";
 export { NatsStore, openNatsStore, createNatsStore } from "./backends/nats.js";
 export type { NatsStoreOptions, SweepResult } from "./backends/nats.js";
+export { S3Store, openS3Store } from "./backends/s3.js";
+export type { S3StoreOptions } from "./backends/s3.js";
 export {
   LayerStore,
   findLayer,
