@@ -41,7 +41,8 @@ const ALWAYS_ESCAPED = new Set(["%", "\\", ":", "*", "?", '"', "<", ">", "|"]);
 // Windows device names are reserved whatever follows the first dot ("CON.v" is the console).
 const DEVICE_NAME = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\.|$)/i;
 const utf8 = new TextEncoder();
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a key may start with U+FEFF, which the decoder would otherwise drop.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function escapeBytes(char: string): string {
   let out = "";
