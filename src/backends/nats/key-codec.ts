@@ -24,7 +24,8 @@ const TOKEN = /^(?:=|(?:[A-Za-z0-9_-]|=[0-9A-F]{2})+)$/;
 const EMPTY_SEGMENT = "=";
 const HEX = "0123456789ABCDEF";
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a key may start with U+FEFF, which the decoder would otherwise drop.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** One `/`-segment of a key as one KV key token. */
 export function encodeSegment(segment: string): string {
