@@ -9,6 +9,7 @@ import { StorageError, isAbortError } from "../errors.js";
 import type { Metadata, Store } from "../types.js";
 import { type Action, type ComponentConfig } from "./config.js";
 import { ERROR_CODES, RAW_HEADERS, errorJson, parseJsonRequest, parseRawRequest, rawMetadata, successJson, type ApiRequest, type ApiResult } from "./codec.js";
+import { Deadlines } from "./deadline.js";
 import type { EventPublisher } from "./events.js";
 import type { InFlight } from "./in-flight.js";
 import type { Telemetry } from "./telemetry.js";
@@ -45,6 +46,7 @@ const HEADER_ALLOWANCE = 4096;
 
 export class ApiHandler {
   readonly #deps: ApiDeps;
+  readonly #deadlines = new Deadlines();
 
   constructor(deps: ApiDeps) {
     this.#deps = deps;
@@ -80,7 +82,7 @@ export class ApiHandler {
     const { action, key } = request;
     if (KEYED.has(action) && key === undefined) throw new StorageError("invalid", `key is required for ${action}`, { op: action });
     const timeoutMs = config.timeoutsMs[action];
-    const signal = AbortSignal.timeout(timeoutMs);
+    const signal = this.#deadlines.signal(timeoutMs);
     try {
       switch (action) {
         case "get": {

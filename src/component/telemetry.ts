@@ -15,19 +15,27 @@ export class Telemetry {
   readonly flow = new FlowMeter();
   readonly health = new HealthTracker();
   readonly registry: Registry;
-  readonly #requests: Counter<"component" | "operation" | "outcome">;
   readonly #duration: Histogram<"component" | "operation">;
-  readonly #bytes: Counter<"component" | "direction">;
   readonly #inFlight: Gauge<"component">;
   readonly #component: string;
+  // Counts live in plain fields and reach prom-client at scrape time: the hot path does no
+  // label hashing for counters.
+  readonly #counts = new Map<string, { operation: string; outcome: string; count: number; reported: number }>();
+  readonly #bytes = { in: 0, out: 0, reportedIn: 0, reportedOut: 0 };
 
   /** @param registry where the metrics register (a fresh Registry when not given). */
   constructor(component: string, registry = new Registry()) {
     this.#component = component;
     this.registry = registry;
     const registers = [registry];
-    this.#requests = reuse(registry, "stowage_component_messages_total", () =>
-      new Counter({ name: "stowage_component_messages_total", help: "Requests and write-port messages handled, by operation and outcome (ok or an error kind)", labelNames: ["component", "operation", "outcome"], registers }),
+    const requests = reuse(registry, "stowage_component_messages_total", () =>
+      new Counter({
+        name: "stowage_component_messages_total",
+        help: "Requests and write-port messages handled, by operation and outcome (ok or an error kind)",
+        labelNames: ["component", "operation", "outcome"],
+        registers,
+        collect: () => collectors.forEach((c) => c.collectCounts()),
+      }),
     );
     this.#duration = reuse(registry, "stowage_component_message_duration_seconds", () =>
       new Histogram({
@@ -38,9 +46,32 @@ export class Telemetry {
         registers,
       }),
     );
-    this.#bytes = reuse(registry, "stowage_component_bytes_total", () =>
-      new Counter({ name: "stowage_component_bytes_total", help: "Payload bytes received (in) and sent (out)", labelNames: ["component", "direction"], registers }),
+    const bytes = reuse(registry, "stowage_component_bytes_total", () =>
+      new Counter({
+        name: "stowage_component_bytes_total",
+        help: "Payload bytes received (in) and sent (out)",
+        labelNames: ["component", "direction"],
+        registers,
+        collect: () => collectors.forEach((c) => c.collectBytes()),
+      }),
     );
+    const collectors = collectorsOf(registry);
+    collectors.add({
+      collectCounts: () => {
+        for (const entry of this.#counts.values()) {
+          if (entry.count === entry.reported) continue;
+          requests.inc({ component, operation: entry.operation, outcome: entry.outcome }, entry.count - entry.reported);
+          entry.reported = entry.count;
+        }
+      },
+      collectBytes: () => {
+        const b = this.#bytes;
+        if (b.in > b.reportedIn) bytes.inc({ component, direction: "in" }, b.in - b.reportedIn);
+        if (b.out > b.reportedOut) bytes.inc({ component, direction: "out" }, b.out - b.reportedOut);
+        b.reportedIn = b.in;
+        b.reportedOut = b.out;
+      },
+    });
     this.#inFlight = reuse(registry, "stowage_component_in_flight", () =>
       new Gauge({ name: "stowage_component_in_flight", help: "Requests and messages being handled now", labelNames: ["component"], registers }),
     );
@@ -48,11 +79,14 @@ export class Telemetry {
 
   /** Records one handled message; `error` is the kind it failed with, if it did. */
   record(operation: Operation, bytesIn: number, bytesOut: number, seconds: number, error?: { kind: StorageErrorKind; message: string }): void {
-    const component = this.#component;
-    this.#requests.inc({ component, operation, outcome: error?.kind ?? "ok" });
-    this.#duration.observe({ component, operation }, seconds);
-    if (bytesIn > 0) this.#bytes.inc({ component, direction: "in" }, bytesIn);
-    if (bytesOut > 0) this.#bytes.inc({ component, direction: "out" }, bytesOut);
+    const outcome = error?.kind ?? "ok";
+    const id = `${operation}\u0000${outcome}`;
+    const entry = this.#counts.get(id);
+    if (entry) entry.count++;
+    else this.#counts.set(id, { operation, outcome, count: 1, reported: 0 });
+    this.#duration.observe({ component: this.#component, operation }, seconds);
+    this.#bytes.in += bytesIn;
+    this.#bytes.out += bytesOut;
     this.flow.record(bytesIn + bytesOut, error !== undefined);
     if (error) this.health.recordError(error.kind, error.message);
   }
@@ -60,6 +94,19 @@ export class Telemetry {
   setInFlight(count: number): void {
     this.#inFlight.set({ component: this.#component }, count);
   }
+}
+
+interface Collector {
+  collectCounts(): void;
+  collectBytes(): void;
+}
+
+// Components sharing a registry share its metric families; each adds its counts at scrape time.
+const collectorSets = new WeakMap<Registry, Set<Collector>>();
+function collectorsOf(registry: Registry): Set<Collector> {
+  let set = collectorSets.get(registry);
+  if (!set) collectorSets.set(registry, (set = new Set()));
+  return set;
 }
 
 // Two components in one process may share a registry: the second reuses the metric the first
