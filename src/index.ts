@@ -61,3 +61,19 @@ export type {
   CompositeKeyOptions,
   EntityRef,
 } from "./archive/index.js";
+export { StorageComponent, stderrLogger, silentLogger, ACTIONS, configSchema, configJsonSchema, resolveConfig, RAW_HEADERS, ERROR_CODES, DEAD_LETTER_HEADERS } from "./component/index.js";
+export type {
+  StorageComponentOptions,
+  ComponentMeta,
+  Discovery,
+  Action,
+  ComponentConfig,
+  ComponentConfigInput,
+  PortInfo,
+  StorageEvent,
+  Health,
+  ComponentState,
+  FlowMetrics,
+  Logger,
+  ArchivingOptions,
+} from "./component/index.js";
