@@ -12,8 +12,8 @@ export interface MachineDescription {
   memoryBytes: number;
   os: string;
   node: string;
-  /** 1-minute load average at the end of the run: other work on the machine skews every figure. */
-  loadAverage: number;
+  /** 1-minute load averages at the start and the end of the run: other work on the machine skews every figure. */
+  loadAverage: { start: number; end: number; max: number };
   /** Server versions the suites saw ("nats-server", "PostgreSQL", "s3rver"). */
   servers: Record<string, string>;
   /** Versions of the client and peer libraries measured. */
@@ -56,6 +56,21 @@ export function packageVersion(name: string): string {
   return "unknown";
 }
 
+function currentLoad(): number {
+  return Number((loadavg()[0] ?? 0).toFixed(2));
+}
+
+/** Taken when this module loads, i.e. when the run starts. */
+const loadAtStart = currentLoad();
+let maxLoad = loadAtStart;
+
+/** Samples the load average (the runner calls it after every case); returns it. */
+export function noteLoad(): number {
+  const now = currentLoad();
+  maxLoad = Math.max(maxLoad, now);
+  return now;
+}
+
 export function describeMachine(servers: Record<string, string>): MachineDescription {
   const cpu = cpus();
   return {
@@ -64,7 +79,7 @@ export function describeMachine(servers: Record<string, string>): MachineDescrip
     memoryBytes: totalmem(),
     os: `${platform()} ${release()} ${arch()}`,
     node: process.version,
-    loadAverage: Number((loadavg()[0] ?? 0).toFixed(2)),
+    loadAverage: { start: loadAtStart, end: noteLoad(), max: maxLoad },
     servers: { ...servers },
     packages: Object.fromEntries(MEASURED_PACKAGES.map((name) => [name, packageVersion(name)])),
   };

@@ -154,9 +154,9 @@ export function markdownMachine(m: MachineDescription): string {
     ["memory", formatBytes(m.memoryBytes)],
     ["OS", m.os],
     ["Node", m.node],
-    ["load average (1 min, at the end)", String(m.loadAverage)],
-    ...Object.entries(m.servers).map(([k, v]) => [k, v]),
-    ...Object.entries(m.packages).map(([k, v]) => [k, v]),
+    ["load average (1 min): start / end / highest", typeof m.loadAverage === "object" ? `${m.loadAverage.start} / ${m.loadAverage.end} / ${m.loadAverage.max}` : String(m.loadAverage)],
+    ...Object.entries(m.servers).map(([k, v]) => [`server: ${k}`, v]),
+    ...Object.entries(m.packages).map(([k, v]) => [`package: ${k}`, v]),
   ];
   return mdTable([["", "version / value"], ...rows]);
 }

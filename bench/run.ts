@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createContext, FULL_OPTIONS, QUICK_OPTIONS, type CaseResult, type ChartData, type Sink, type Suite } from "./harness.js";
-import { describeMachine } from "./machine.js";
+import { describeMachine, noteLoad } from "./machine.js";
 import { formatCase, formatTargetSummary, writeCharts, writeJson, type BenchResults } from "./report.js";
 import { writeBenchmarksMarkdown } from "./benchmarks-md.js";
 
@@ -24,19 +24,21 @@ interface Args {
   out?: string;
   writeDocs: boolean;
   merge: boolean;
+  reportOnly: boolean;
   words: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, writeDocs: false, merge: false, words: [] };
+  const args: Args = { quick: false, writeDocs: false, merge: false, reportOnly: false, words: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === "--quick") args.quick = true;
     else if (a === "--write-docs") args.writeDocs = true;
     else if (a === "--merge") args.merge = true;
+    else if (a === "--report-only") args.reportOnly = true;
     else if (a === "--out") args.out = argv[++i];
     else if (a === "--help" || a === "-h") {
-      console.log("usage: npm run bench -- [--quick] [--out FILE] [--write-docs] [--merge] [suite…] [case words…]\n  --merge: replace these cases in bench/results/latest.json (keeping the others) and rewrite the docs from it");
+      console.log("usage: npm run bench -- [--quick] [--out FILE] [--write-docs] [--merge] [--report-only] [suite…] [case words…]\n  --merge: replace these cases in bench/results/latest.json (keeping the others) and rewrite the docs from it");
       process.exit(0);
     } else if (a.startsWith("--")) {
       console.error(`unknown option ${a}; see --help`);
@@ -88,8 +90,17 @@ function clearProgress(): void {
   if (process.stderr.isTTY) process.stderr.write("\r\x1b[2K");
 }
 
+/** Rewrites the charts and BENCHMARKS.md from the saved results, measuring nothing. */
+function reportOnly(): void {
+  const results = JSON.parse(readFileSync(join(benchDir, "results", "latest.json"), "utf8")) as BenchResults;
+  for (const path of writeCharts(join(rootDir, "docs"), results.charts)) console.log(`chart: ${relative(process.cwd(), path)}`);
+  writeBenchmarksMarkdown(join(rootDir, "BENCHMARKS.md"), results);
+  console.log("report: BENCHMARKS.md");
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.reportOnly) return reportOnly();
   const options = args.quick ? QUICK_OPTIONS : FULL_OPTIONS;
   const { suites, broken } = await loadSuites();
   const suiteNames = new Set(suites.map((s) => s.name.toLowerCase()));
@@ -110,6 +121,7 @@ async function main(): Promise<void> {
   const sink: Sink = {
     caseDone(result) {
       clearProgress();
+      noteLoad();
       cases.push(result);
       console.log(formatCase(result));
     },

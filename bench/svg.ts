@@ -4,9 +4,11 @@
  */
 import type { AxisSpec, ChartData } from "./harness.js";
 
-const WIDTH = 720;
+const PLOT_WIDTH = 540;
 const HEIGHT = 420;
-const MARGIN = { left: 84, right: 180, top: 48, bottom: 64 };
+const MARGIN = { left: 84, top: 48, bottom: 64 };
+/** Rough width of a character of the 12 px legend font, to make room for the longest name. */
+const CHAR_WIDTH = 7;
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 
 /** Escapes text for SVG element content and attribute values. */
@@ -78,8 +80,11 @@ function niceStep(raw: number): number {
 
 /** Renders one chart as a complete SVG document. */
 export function renderChart(chart: ChartData): string {
+  const longest = Math.max(0, ...chart.series.map((s) => [...s.name].length));
+  const right = 60 + longest * CHAR_WIDTH;
+  const WIDTH = MARGIN.left + PLOT_WIDTH + right;
   const plotLeft = MARGIN.left;
-  const plotRight = WIDTH - MARGIN.right;
+  const plotRight = WIDTH - right;
   const plotTop = MARGIN.top;
   const plotBottom = HEIGHT - MARGIN.bottom;
   const points = chart.series.flatMap((s) => s.points);
@@ -91,7 +96,7 @@ export function renderChart(chart: ChartData): string {
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`);
   out.push(`<title>${escapeXml(chart.title)}</title>`);
   out.push(`<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`);
-  out.push(`<text x="${WIDTH / 2 - MARGIN.right / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(chart.title)}</text>`);
+  out.push(`<text x="${(plotLeft + plotRight) / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(chart.title)}</text>`);
   for (const t of xs.ticks) {
     const x = px(t);
     out.push(`<line x1="${x}" y1="${plotTop}" x2="${x}" y2="${plotBottom}" stroke="#e5e5e5"/>`);
