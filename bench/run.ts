@@ -202,11 +202,7 @@ export function mergeInto(path: string, run: BenchResults): BenchResults {
   const kept = previous.cases.flatMap((c) => (byId.has(id(c)) ? [byId.get(id(c)) as CaseResult] : fresh.has(id(c)) ? [] : [c]));
   const keptIds = new Set(kept.map(id));
   const charts = new Map(previous.charts.map((c) => [c.id, c]));
-  for (const chart of run.charts) {
-    const old = charts.get(chart.id);
-    const names = new Set(chart.series.map((s) => s.name));
-    charts.set(chart.id, { ...chart, series: [...(old?.series.filter((s) => !names.has(s.name)) ?? []), ...chart.series] });
-  }
+  for (const chart of run.charts) charts.set(chart.id, mergeChart(charts.get(chart.id), chart));
   return {
     ...run,
     startedAt: previous.startedAt < run.startedAt ? previous.startedAt : run.startedAt,
@@ -216,6 +212,18 @@ export function mergeInto(path: string, run: BenchResults): BenchResults {
     skippedCases: [...previous.skippedCases.filter((c) => !fresh.has(id(c))), ...run.skippedCases],
     charts: [...charts.values()],
   };
+}
+
+/** `fresh`'s points replace `old`'s at the same x of the same series; the other points stay. */
+export function mergeChart(old: ChartData | undefined, fresh: ChartData): ChartData {
+  const series = (old?.series ?? []).map((s) => ({ name: s.name, points: [...s.points] }));
+  for (const s of fresh.series) {
+    let target = series.find((x) => x.name === s.name);
+    if (!target) series.push((target = { name: s.name, points: [] }));
+    const xs = new Set(s.points.map((p) => p.x));
+    target.points = [...target.points.filter((p) => !xs.has(p.x)), ...s.points].sort((a, b) => a.x - b.x);
+  }
+  return { ...fresh, series };
 }
 
 main().then(
