@@ -93,6 +93,7 @@ export function parseStoreUrl(href: string): StoreUrl {
   return { scheme, href, url, redacted: redactUrl(href) };
 }
 
+const NATS_SCHEMES = /^(nats|tls|wss?):$/i;
 const SECRET_PARAMS = /^(password|pass|token|secret|secretaccesskey|secret_access_key|sessiontoken|nkey|seed|creds)$/i;
 
 /** `href` with the password and secret-looking query parameters replaced by `***`. */
@@ -100,6 +101,8 @@ export function redactUrl(href: string): string {
   try {
     const url = new URL(href);
     if (url.password) url.password = "***";
+    // NATS reads a user without a password as a token (nats://TOKEN@host): hide it too.
+    else if (url.username && NATS_SCHEMES.test(url.protocol)) url.username = "***";
     for (const name of [...url.searchParams.keys()]) {
       if (SECRET_PARAMS.test(name)) url.searchParams.set(name, "***");
     }
