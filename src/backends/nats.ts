@@ -49,12 +49,16 @@ export class NatsStore extends BaseStore {
   readonly inlineMax: number;
   /** Versions the bucket keeps per key. */
   readonly history: number;
+  /**
+   * True when reads of the index use direct get (any replica answers), false when they go to
+   * the stream leader; see {@link NatsStoreOptions.directReads}.
+   */
+  readonly directReads: boolean;
   readonly layout: NatsLayout;
   readonly #nc: NatsConnection;
   readonly #ownsConnection: boolean;
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
-  readonly #direct: boolean;
   readonly #large: LargeObjects;
   readonly #chunkSize: number;
   readonly #sweepGrace: number;
@@ -70,7 +74,9 @@ export class NatsStore extends BaseStore {
     this.#js = js;
     this.#jsm = jsm;
     this.layout = layout;
-    this.#direct = info.config.allow_direct === true;
+    // Direct get is answered by any replica that considers itself current, including one that
+    // has not applied the latest acknowledged put: only a single server is always consistent.
+    this.directReads = info.config.allow_direct === true && (options.directReads ?? info.config.num_replicas <= 1);
     this.history = info.config.max_msgs_per_subject > 0 ? info.config.max_msgs_per_subject : 1;
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     const ceiling = Math.max(0, maxPayload - HEADER_HEADROOM);
@@ -303,7 +309,7 @@ export class NatsStore extends BaseStore {
 
   async #message(subject: string, query: { last_by_subj: string } | { seq: number }): Promise<StoredMsg | null> {
     let m: StoredMsg | null;
-    if (this.#direct) {
+    if (this.directReads) {
       m = await this.#jsm.direct.getMessage(this.layout.indexStream, query);
     } else {
       m = await this.#jsm.streams.getMessage(this.layout.indexStream, query).catch((err: unknown) => {

@@ -49,6 +49,18 @@ export interface NatsStoreOptions {
   history?: number;
 
   /**
+   * Whether `get`, `stat`, `getStream` and `delete` read the index with JetStream direct get,
+   * which any replica of the bucket answers (URL `?directReads=true|false`). Default: `true`
+   * for a bucket with 1 replica (one server: direct get is always current), `false` for
+   * replicated buckets, whose reads then go to the stream leader (`$JS.API.STREAM.MSG.GET`),
+   * so a caller's acknowledged put is visible to its next read. `true` on a replicated bucket
+   * spreads reads over every replica and saves the leader the work, but a replica that has
+   * not applied a put yet answers with the value before it (stale by a few milliseconds on a
+   * healthy cluster). Ignored (leader reads) when the bucket has `allow_direct` off.
+   */
+  directReads?: boolean;
+
+  /**
    * Largest value stored inline in its index entry, in bytes (default and ceiling: the server's
    * max_payload minus 16 KiB for headers). Larger values go to the bucket's object store.
    */
@@ -115,6 +127,11 @@ export function resolveNatsOptions(target: StoreUrl | undefined, options: NatsSt
     assign("timeout", int("timeout"));
     assign("sweepInterval", int("sweepInterval"));
     assign("sweepGrace", int("sweepGrace"));
+    const directReads = text("directReads");
+    if (directReads !== undefined) {
+      if (directReads !== "true" && directReads !== "false") throw fail(`directReads must be "true" or "false", got ${JSON.stringify(directReads)}`);
+      merged.directReads = directReads === "true";
+    }
     const storage = text("storage");
     if (storage !== undefined) {
       if (storage !== "file" && storage !== "memory") throw fail(`storage must be "file" or "memory", got ${JSON.stringify(storage)}`);
@@ -142,6 +159,9 @@ export function resolveNatsOptions(target: StoreUrl | undefined, options: NatsSt
   positive("timeout", merged.timeout, 1);
   positive("sweepInterval", merged.sweepInterval, 0);
   positive("sweepGrace", merged.sweepGrace, 0);
+  if (merged.directReads !== undefined && typeof merged.directReads !== "boolean") {
+    throw fail(`directReads must be a boolean, got ${JSON.stringify(merged.directReads)}`);
+  }
   if (merged.storage !== undefined && merged.storage !== "file" && merged.storage !== "memory") {
     throw fail(`storage must be "file" or "memory", got ${JSON.stringify(merged.storage)}`);
   }
