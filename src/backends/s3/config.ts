@@ -98,6 +98,8 @@ export function resolveS3Config(options: S3StoreOptions): ResolvedS3Config {
   const checksums = options.checksums ?? "WHEN_REQUIRED";
   if (checksums !== "WHEN_REQUIRED" && checksums !== "WHEN_SUPPORTED") throw fail(`s3: checksums must be WHEN_REQUIRED or WHEN_SUPPORTED, got ${String(checksums)}`);
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (options.endpoint ? "us-east-1" : undefined);
+  // The SDK's client constructor throws a bare "Region is missing" on "": name the option instead.
+  if (region === "") throw fail("s3: region must not be empty (e.g. region=us-east-1), or leave it out");
   if (options.endpoint !== undefined && !/^https?:\/\/[^/]/i.test(options.endpoint)) {
     throw fail(`s3: endpoint must be an http:// or https:// URL, got ${JSON.stringify(options.endpoint)}`);
   }
