@@ -48,6 +48,17 @@ describe("component configuration", () => {
     assert.deepEqual(c.jetstream.backoffMs, [250, 2000]);
   });
 
+  it("takes the write stream's replicas and storage (server defaults when not given)", () => {
+    const c = resolveConfig({ write: { replicas: 3, storage: "memory" } });
+    assert.equal(c.jetstream.replicas, 3);
+    assert.equal(c.jetstream.storage, "memory");
+    const d = resolveConfig({});
+    assert.equal(d.jetstream.replicas, undefined);
+    assert.equal(d.jetstream.storage, undefined);
+    for (const replicas of [0, 6, 1.5, "3"]) assert.match(refusal({ write: { replicas } }), /write\.replicas/, String(replicas));
+    assert.match(refusal({ write: { storage: "disk" } }), /write\.storage/);
+  });
+
   it("refuses bad configurations, naming every bad field and never echoing values", () => {
     assert.match(refusal({ name: "a.b" }), /name: must be 1-64 characters/);
     assert.match(refusal({ ports: { inputs: [{ name: "api", subject: "a.>" }] } }), /ports\.inputs\[0\]\.subject/);

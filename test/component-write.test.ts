@@ -176,6 +176,27 @@ describe("storage component: write port", { skip: url === undefined ? "no NATS" 
     assert.equal(c.health().errorCount, 5, "two flaky failures and three poison ones (the invalid one counts as a rejection)");
     await c.stop(2000);
   });
+
+  it("jetstream mode: creates its stream with write.replicas and write.storage, and says clearly when the server cannot", async () => {
+    const name = uniqueName("wrep");
+    const c = component(jetstreamConfig(name, { replicas: 1, storage: "memory" }), new MemoryStore());
+    await c.start();
+    const info = await jsm.streams.info(c.config.jetstream.stream);
+    assert.equal(info.config.num_replicas, 1);
+    assert.equal(info.config.storage, "memory");
+    assert.deepEqual(info.config.subjects, [c.config.write.subject]);
+    await c.stop(2000);
+
+    // One server cannot hold three replicas: start fails naming the stream and the setting.
+    const r3 = component(jetstreamConfig(uniqueName("wrep3"), { replicas: 3 }), new MemoryStore());
+    await assert.rejects(r3.start(), (err: unknown) => {
+      assert.ok(err instanceof StorageError && err.kind === "fatal", String(err));
+      assert.match(err.message, new RegExp(`cannot create stream ${r3.config.jetstream.stream} \\(replicas 3, storage default\\): .*replicas`));
+      return true;
+    });
+    assert.equal(r3.state, "stopped");
+    await assert.rejects(jsm.streams.info(r3.config.jetstream.stream), "no stream was created");
+  });
 });
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {

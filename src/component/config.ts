@@ -122,6 +122,8 @@ export const configSchema = z
         key_prefix: z.string().min(1).default("messages").describe("keys are <key_prefix>/YYYY/MM/DD/HH/<id>"),
         stream: z.string().regex(NAME).optional().describe("jetstream mode; default STOWAGE_<NAME>"),
         create_stream: z.boolean().default(true).describe("create the stream (capturing the write subject) when missing"),
+        replicas: z.number().int().min(1).max(5).optional().describe("jetstream mode: replicas of the stream when the component creates it (default: the server's, 1); an existing stream is left as it is"),
+        storage: z.enum(["file", "memory"]).optional().describe("jetstream mode: storage of the stream when the component creates it (default file); an existing stream is left as it is"),
         durable: z.string().regex(NAME).optional().describe("jetstream mode; default stowage-<name>"),
         max_deliver: z.number().int().min(1).max(1000).default(5).describe("deliveries before a failing message goes to the dead-letter subject"),
         backoff: z.array(duration).min(1).default(["1s", "5s", "30s"]).describe("redelivery delay after the 1st, 2nd... failure (the last repeats)"),
@@ -175,6 +177,10 @@ export interface ComponentConfig {
   jetstream: {
     stream: string;
     createStream: boolean;
+    /** Replicas of the stream when the component creates it; undefined: the server's default (1). */
+    replicas: number | undefined;
+    /** Storage of the stream when the component creates it; undefined: the server's default (file). */
+    storage: "file" | "memory" | undefined;
     durable: string;
     maxDeliver: number;
     backoffMs: number[];
@@ -250,6 +256,8 @@ export function resolveConfig(input: unknown): ComponentConfig {
     jetstream: {
       stream: c.write.stream ?? `STOWAGE_${c.name.toUpperCase()}`,
       createStream: c.write.create_stream,
+      replicas: c.write.replicas,
+      storage: c.write.storage,
       durable: c.write.durable ?? `stowage-${c.name}`,
       maxDeliver: c.write.max_deliver,
       backoffMs: c.write.backoff.map((d) => parseDuration(d)!),

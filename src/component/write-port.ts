@@ -22,6 +22,7 @@ import {
   DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
+  StorageType,
   jetstream,
   jetstreamManager,
   type ConsumerMessages,
@@ -207,16 +208,40 @@ class JetStreamWritePort implements WritePort {
 
   async #ensureStream(jsm: Awaited<ReturnType<typeof jetstreamManager>>): Promise<void> {
     const { config, logger } = this.#deps;
-    const { stream, createStream } = config.jetstream;
+    const { stream, createStream, replicas, storage } = config.jetstream;
     try {
-      await jsm.streams.info(stream);
+      const info = await jsm.streams.info(stream);
+      // An existing stream is adopted as it is: changing replicas or storage of a live stream
+      // is an operator's decision (`nats stream edit`), not a side effect of a restart.
+      const actualStorage = info.config.storage === StorageType.Memory ? "memory" : "file";
+      if ((replicas !== undefined && info.config.num_replicas !== replicas) || (storage !== undefined && actualStorage !== storage)) {
+        logger.warn("write port: the existing stream is used as it is, not as write.replicas/write.storage say", {
+          stream,
+          replicas: info.config.num_replicas,
+          storage: actualStorage,
+          configuredReplicas: replicas,
+          configuredStorage: storage,
+        });
+      }
       return;
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
     }
     if (!createStream) throw new StorageError("fatal", `write port: stream ${stream} does not exist and write.create_stream is false`, { op: "start" });
-    await jsm.streams.add({ name: stream, subjects: [config.write.subject] });
-    logger.info("write port: created stream", { stream, subject: config.write.subject });
+    try {
+      await jsm.streams.add({
+        name: stream,
+        subjects: [config.write.subject],
+        ...(replicas === undefined ? {} : { num_replicas: replicas }),
+        ...(storage === undefined ? {} : { storage: storage === "memory" ? StorageType.Memory : StorageType.File }),
+      });
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError)) throw err;
+      // The server's description says why (e.g. "replicas > 1 not supported in non-clustered mode").
+      const settings = `replicas ${replicas ?? "default"}, storage ${storage ?? "default"}`;
+      throw new StorageError("fatal", `write port: cannot create stream ${stream} (${settings}): ${err.message}`, { op: "start", cause: err });
+    }
+    logger.info("write port: created stream", { stream, subject: config.write.subject, replicas: replicas ?? "server default", storage: storage ?? "file" });
   }
 
   async #handle(m: JsMsg): Promise<void> {

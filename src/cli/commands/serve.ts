@@ -21,6 +21,8 @@ interface ServeOptions {
   queueGroup?: string;
   writeMode?: string;
   stream?: string;
+  streamReplicas?: string;
+  streamStorage?: string;
   durable?: string;
   maxDeliver?: string;
   deadLetterSubject?: string;
@@ -59,6 +61,8 @@ export function register(program: Command, context: CliContext): void {
     .option("--queue-group <group>", "queue group shared by instances (default stowage)")
     .option("--write-mode <mode>", "write port: subscribe (plain) or jetstream (durable consumer)")
     .option("--stream <name>", "jetstream write mode: stream name (default STOWAGE_<NAME>)")
+    .option("--stream-replicas <n>", "jetstream write mode: replicas of the stream when it is created (1-5; default the server's, 1)")
+    .option("--stream-storage <type>", "jetstream write mode: storage of the stream when it is created: file or memory (default file)")
     .option("--durable <name>", "jetstream write mode: durable consumer name (default stowage-<name>)")
     .option("--max-deliver <n>", "jetstream write mode: deliveries before dead-lettering (default 5)")
     .option("--dead-letter-subject <subject>", "jetstream write mode: where failing messages go (default storage.<name>.write.dead)")
@@ -126,6 +130,8 @@ function buildConfig(options: ServeOptions, storeFlag: string | undefined, env: 
   set(["queue_group"], options.queueGroup);
   if (options.writeMode !== undefined) setWriteMode(config, options.writeMode);
   set(["write", "stream"], options.stream);
+  set(["write", "replicas"], number(options.streamReplicas));
+  set(["write", "storage"], options.streamStorage);
   set(["write", "durable"], options.durable);
   set(["write", "max_deliver"], number(options.maxDeliver));
   set(["write", "dead_letter_subject"], options.deadLetterSubject);
