@@ -151,8 +151,8 @@ describe("nats large values", { skip }, () => {
 
   it("purges the chunks that landed when the server refuses one (stream full)", async () => {
     const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096&maxBytes=262144");
-    // The kind is the error classifier's business (the server answers 503, "maximum bytes exceeded").
-    await assert.rejects(store.putStream("too-big", slicesOf(patterned(1024 * 1024), 8192)), (err: unknown) => err instanceof StorageError && err.op === "putStream");
+    // The server answers 503 "maximum bytes exceeded" (code 10077); retrying cannot help, so it is fatal.
+    await assert.rejects(store.putStream("too-big", slicesOf(patterned(1024 * 1024), 8192)), (err: unknown) => err instanceof StorageError && err.op === "putStream" && err.kind === "fatal" && /full/.test(err.message));
     assert.equal(await objectMessages(bucket), 0, "no chunk left behind");
     await assertKind(store.get("too-big"), "not_found");
     const fits = patterned(64 * 1024, 4);

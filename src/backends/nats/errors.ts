@@ -49,6 +49,9 @@ export function classifyNatsError(err: unknown, op: StorageOp, key: string | und
     if (err.code === JetStreamApiCodes.JetStreamNotEnabledForAccount) return make("fatal", "JetStream is not enabled for this account: enable it in the server config (or run nats-server -js)");
     if (err.code === JetStreamApiCodes.StreamNotFound) return make("fatal", "the bucket's stream does not exist (deleted while the store was open?): reopen the store to recreate it");
     if (err.code === JetStreamApiCodes.NoMessageFound) return make("not_found", "no such message");
+    // 10077: the stream's store refused the message, in practice "maximum bytes exceeded". The
+    // server says 503, but retrying cannot help until someone frees space.
+    if (err.code === 10077) return make("fatal", "the bucket's stream is full (its maxBytes limit or the server's JetStream storage): raise maxBytes, set a TTL, or delete data");
     if (err.status === 503 || err.status === 408) return make("transient", "JetStream is temporarily unavailable");
     return make("fatal", `JetStream refused the request (API error ${err.code}, status ${err.status})`);
   }
