@@ -18,6 +18,10 @@ export function natsConnectionOptions(config: ComponentConfig): NodeConnectionOp
   if (n.user !== undefined) authenticator.push(usernamePasswordAuthenticator(n.user, n.pass));
   if (n.token !== undefined) authenticator.push(tokenAuthenticator(n.token));
   if (n.nkeySeed !== undefined) authenticator.push(nkeyAuthenticator(new TextEncoder().encode(n.nkeySeed)));
+  // nats.js ignores credentials in server URLs, which Go clients and the nats CLI honour
+  // (nats://user:pass@host, nats://token@host): take them from there unless given apart.
+  const fromUrl = n.user === undefined && n.token === undefined ? urlCredentials(n.servers) : undefined;
+  if (fromUrl) authenticator.push(fromUrl.pass === undefined ? tokenAuthenticator(fromUrl.user) : usernamePasswordAuthenticator(fromUrl.user, fromUrl.pass));
   if (n.credsFile !== undefined) {
     let creds: Uint8Array;
     try {
@@ -28,7 +32,8 @@ export function natsConnectionOptions(config: ComponentConfig): NodeConnectionOp
     authenticator.push(credsAuthenticator(creds));
   }
   return {
-    servers: n.servers,
+    // Without the userinfo: the client has no use for it, and cannot echo it then.
+    servers: n.servers.map((server) => server.replace(USERINFO, "$1")),
     name: n.connectionName ?? `stowage-${config.name}`,
     // A storage component outlives server restarts: keep reconnecting.
     maxReconnectAttempts: -1,
@@ -40,4 +45,20 @@ export function natsConnectionOptions(config: ComponentConfig): NodeConnectionOp
 /** The servers, safe for messages (passwords in URLs replaced). */
 export function redactedServers(config: ComponentConfig): string {
   return config.nats.servers.map((s) => (s.includes("://") ? redactUrl(s) : s.replace(/^[^@]*@/, "***@"))).join(", ");
+}
+
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)?[^@/]*@/i;
+
+/** The user and password (or token: a user alone) of the first server URL that has them. */
+function urlCredentials(servers: string[]): { user: string; pass?: string } | undefined {
+  for (const server of servers) {
+    let url: URL;
+    try {
+      url = new URL(server.includes("://") ? server : `nats://${server}`);
+    } catch {
+      continue;
+    }
+    if (url.username) return { user: decodeURIComponent(url.username), pass: url.password ? decodeURIComponent(url.password) : undefined };
+  }
+  return undefined;
 }
