@@ -7,9 +7,11 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, headers, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { Svcm } from "@nats-io/services";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { StorageComponent, silentLogger, type ComponentConfigInput, type StorageComponentOptions } from "../src/component/index.js";
 import { MemoryStore } from "../src/backends/memory.js";
 import { LayerStore } from "../src/layers/index.js";
+import { StorageError } from "../src/errors.js";
 import { sleep } from "../src/internal/signal.js";
 import type { GetOptions, Store } from "../src/types.js";
 import { sharedNats } from "./fixtures/nats.js";
@@ -366,6 +368,46 @@ describe("storage component: api port", { skip: url === undefined ? "no NATS" : 
     assert.equal(c.state, "stopped");
     await assert.rejects(nc.request(api(c), '{"action":"get","key":"k"}', { timeout: 1000 }));
     await c.stop(1000);
+  });
+
+  it("opens a nats:// store through its own connection: a store server down at start-up is no obstacle", async () => {
+    const jsm = await jetstreamManager(nc);
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (msg: string) => void warnings.push(msg) };
+    const buckets = [uniqueName("SHARED").replace(/[^\w-]/g, "_"), uniqueName("HOSTLESS").replace(/[^\w-]/g, "_")];
+    try {
+      // A cluster instance whose store URL names the node that is down: nats.servers lists it
+      // and a live one, and the store follows the component's connection to the live one.
+      const down = new StorageComponent({
+        config: { name: uniqueName("shr"), store: `nats://127.0.0.1:1/${buckets[0]}?sweepInterval=0`, nats: { servers: ["nats://127.0.0.1:1", url!] } },
+        logger,
+      });
+      // No server in the URL at all: the component's (here also the backend's default server,
+      // so this checks the form works; the case above checks which connection is used).
+      const hostless = new StorageComponent({ config: { name: uniqueName("shr"), store: `nats:///${buckets[1]}?sweepInterval=0`, nats: { servers: url! } }, logger });
+      for (const c of [down, hostless]) {
+        await c.start();
+        assert.deepEqual((await call(api(c), '{"action":"put","key":"a/b","data":{"v":1}}')).json, { success: true, key: "a/b" });
+        assert.deepEqual((await call(api(c), '{"action":"get","key":"a/b"}')).json, { success: true, key: "a/b", encoding: "json", data: { v: 1 } });
+        assert.equal(c.health().healthy, true);
+        await c.stop(2000);
+        assert.equal(c.state, "stopped");
+      }
+      assert.deepEqual(warnings, [], "the store closed cleanly before the connection it used");
+      for (const bucket of buckets) assert.equal((await jsm.streams.info(`KV_${bucket}`)).state.messages, 1, "the value went to the real server");
+
+      // A URL naming a server outside nats.servers is a different NATS system: the URL wins,
+      // and the failure says why the component's servers were not used.
+      const elsewhere = new StorageComponent({ config: { name: uniqueName("shr"), store: "nats://127.0.0.1:1/ELSEWHERE", nats: { servers: url! } }, logger });
+      await assert.rejects(elsewhere.start(), (err: unknown) => {
+        assert.ok(err instanceof StorageError && err.kind === "transient", String(err));
+        assert.match(err.message, /store nats:\/\/127\.0\.0\.1:1\/ELSEWHERE: open: cannot reach the NATS server .*connects on its own rather than through nats\.servers/);
+        return true;
+      });
+      assert.equal(elsewhere.state, "stopped");
+    } finally {
+      for (const bucket of buckets) await jsm.streams.delete(`KV_${bucket}`).catch(() => undefined);
+    }
   });
 
   it("serves Prometheus metrics over HTTP", async () => {

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { configJsonSchema, resolveConfig } from "../src/component/config.js";
 import { FlowMeter } from "../src/component/flow.js";
+import { sharesComponentConnection } from "../src/component/store-connection.js";
 import { memberSpan } from "../src/component/codec.js";
 import { StorageError } from "../src/errors.js";
 
@@ -76,6 +77,22 @@ describe("component configuration", () => {
     const both = refusal({ name: "", max_in_flight: 0 });
     assert.match(both, /name/);
     assert.match(both, /max_in_flight/);
+  });
+
+  it("shares the component's NATS connection with a nats:// store that adds no server or identity of its own", () => {
+    const shares = (store: string, nats: Record<string, unknown> = { servers: ["nats://n1:4222", "n2"] }) => sharesComponentConnection(resolveConfig({ store, nats }));
+    assert.equal(shares("nats:///B"), true, "no server: the component's");
+    assert.equal(shares("nats://n1:4222/B?history=4&replicas=3"), true, "a listed server; bucket options are the store's");
+    assert.equal(shares("nats://N2/B"), true, "host compared case-insensitively, port 4222 by default");
+    assert.equal(shares("nats://n3:4222/B"), false, "another server: the URL wins");
+    assert.equal(shares("nats://n1:4223/B"), false, "another port");
+    assert.equal(shares("nats://user:pw@n1:4222/B"), false, "its own credentials");
+    assert.equal(shares("nats://tok@n1:4222/B"), false);
+    assert.equal(shares("nats://n1:4222/B?creds=/x.creds"), false);
+    assert.equal(shares("tls://n1:4222/B"), false, "tls:// over a plain connection would be a downgrade");
+    assert.equal(shares("tls://n1:4222/B", { servers: "n1", tls: {} }), true);
+    assert.equal(shares("file:./data"), false);
+    assert.equal(shares("memory:"), false);
   });
 
   it("has a JSON Schema for the file", () => {

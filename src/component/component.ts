@@ -18,6 +18,7 @@ import type { FlowMetrics } from "./flow.js";
 import type { ComponentState, Health } from "./health.js";
 import { InFlight } from "./in-flight.js";
 import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
+import { sharesComponentConnection } from "./store-connection.js";
 import { natsConnectionOptions, redactedServers } from "./nats-options.js";
 import { registerService, VERSION } from "./service.js";
 import { Telemetry } from "./telemetry.js";
@@ -182,7 +183,18 @@ export class StorageComponent {
     }
     this.#ownsStore = true;
     const metrics = this.config.metricsPort !== undefined || this.#options.registry ? { registry: this.telemetry.registry } : undefined;
-    return openStore(this.config.store, { cache, metrics });
+    if (sharesComponentConnection(this.config)) {
+      // The store inherits the component's server list, credentials and TLS; the connection
+      // stays ours (the store leaves it open), closed after the store in #release.
+      return openStore(this.config.store, { cache, metrics, nats: { connection: this.#nc } });
+    }
+    try {
+      return await openStore(this.config.store, { cache, metrics });
+    } catch (err) {
+      // Say why nats.servers did not help: the URL asked for a connection of its own.
+      if (!(err instanceof StorageError && err.kind === "transient") || !/^(nats|tls):/i.test(this.config.store)) throw err;
+      throw new StorageError(err.kind, `store ${redactUrl(this.config.store)}: ${err.message} (the store URL names a server, credentials or TLS of its own, so the store connects on its own rather than through nats.servers; write nats:///BUCKET or a server of nats.servers to share the component's connection)`, { op: "start", cause: err });
+    }
   }
 
   /**
@@ -224,15 +236,16 @@ export class StorageComponent {
     const metrics = this.#metricsServer;
     this.#metricsServer = undefined;
     await metrics?.close();
+    // The store first: it may be using the component's connection.
+    const store = this.#store;
+    this.#store = undefined;
+    if (store && this.#ownsStore) await store.close().catch((err: unknown) => this.#logger.warn("closing the store failed", { error: String(err) }));
     const nc = this.#nc;
     this.#nc = undefined;
     if (nc && !nc.isClosed()) {
       if (this.#options.nc) await nc.flush().catch(() => undefined);
       else await nc.drain().catch(() => nc.close());
     }
-    const store = this.#store;
-    this.#store = undefined;
-    if (store && this.#ownsStore) await store.close().catch((err: unknown) => this.#logger.warn("closing the store failed", { error: String(err) }));
   }
 
   meta(): ComponentMeta {
