@@ -9,7 +9,8 @@ import { PassThrough, Readable } from "node:stream";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { runCli } from "../src/cli/program.js";
-import { EXIT } from "../src/cli/errors.js";
+import { EXIT, asCommandError } from "../src/cli/errors.js";
+import { StorageError } from "../src/errors.js";
 import { allBytes } from "../src/testing/helpers.js";
 import { sharedNats } from "./fixtures/nats.js";
 import { uniqueName } from "./fixtures/services.js";
@@ -90,7 +91,7 @@ describe("stowage executable", { concurrency: 4 }, () => {
     assertOk(got);
     assert.deepEqual(got.stdout, Buffer.from(bytes), "byte-exact, no newline added");
     const [missing, invalid] = await Promise.all([stowage(cwd, ["get", "missing"]), stowage(cwd, ["get", "../x"])]);
-    assertOneLineError(missing, EXIT.notFound, /"missing": no value/);
+    assertOneLineError(missing, EXIT.notFound, /^stowage: get "missing": no value/);
     assertOneLineError(invalid, EXIT.usage, /'\.' or '\.\.' segment/);
   });
 
@@ -141,6 +142,21 @@ describe("stowage executable", { concurrency: 4 }, () => {
     assert.equal(await closed, EXIT.interrupted, stderr);
     assert.equal(stderr, "stowage: interrupted\n");
     assert.equal((await cli(["--store", `file:${join(cwd, ".stowage")}`, "ls"])).stdout.toString(), "");
+  });
+});
+
+describe("asCommandError", () => {
+  it("renames the operation to the command, keeping kind, key (even a long one), detail and cause", () => {
+    const long = "k".repeat(200);
+    for (const key of ["k", long]) {
+      const inner = new StorageError("not_found", "no value at this key", { op: "getStream", key });
+      const err = asCommandError(inner, "getStream", "get");
+      assert.ok(err instanceof StorageError);
+      assert.equal(err.message, new StorageError("not_found", "no value at this key", { op: "get", key }).message);
+      assert.deepEqual([err.kind, err.op, err.key, err.cause], ["not_found", "get", key, inner]);
+    }
+    const open = new StorageError("transient", "cannot reach the NATS server", { op: "open" });
+    assert.equal(asCommandError(open, "getStream", "get"), open, "other operations pass through");
   });
 });
 
@@ -198,7 +214,7 @@ describe("stowage commands", () => {
 
     assertOk(await cli(["--store", s, "rm", "a/b", "ab", "never-existed"]));
     assert.equal((await cli(["--store", s, "ls"])).stdout.toString(), "a/x y\na/\uffff\na/😀\nb\nm\n");
-    assertOneLineError(await cli(["--store", s, "get", "ab"]), EXIT.notFound, /"ab": no value/);
+    assertOneLineError(await cli(["--store", s, "get", "ab"]), EXIT.notFound, /^stowage: get "ab": no value/);
   });
 
   it("--store wins over STOWAGE_STORE", async () => {

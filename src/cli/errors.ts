@@ -53,6 +53,22 @@ export function isBrokenPipe(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === "EPIPE";
 }
 
+/**
+ * `err` under the name of the command the user typed: `get` reads through `getStream`, and
+ * `stowage: getStream "k": no value at this key` names an operation the user never asked for.
+ * Kind, key and cause are kept; errors of other operations (e.g. `open`) pass through.
+ *
+ * @example
+ * catch (err) { throw asCommandError(err, "getStream", "get"); }
+ */
+export function asCommandError(err: unknown, from: string, to: string): unknown {
+  if (!(err instanceof StorageError) || err.op !== from) return err;
+  // The message is "<op> <key>: <detail>"; rebuild the prefix the same way to cut it off.
+  const prefix = new StorageError(err.kind, "", { op: err.op, key: err.key }).message;
+  const detail = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+  return new StorageError(err.kind, detail, { op: to, key: err.key, cause: err });
+}
+
 /** The exit code for an error thrown by a command. */
 export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof CliError) return err.exitCode;

@@ -2,6 +2,7 @@ import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { assertKey } from "../../keys.js";
 import type { CliContext } from "../context.js";
+import { asCommandError } from "../errors.js";
 import { writeFileAtomic } from "../files.js";
 import { withProgress } from "../progress.js";
 
@@ -21,13 +22,18 @@ export function register(program: Command, context: CliContext): void {
         const total = context.interactive && store.capabilities.stat && version === undefined
           ? (await store.stat(key, { signal }).catch(() => undefined))?.size
           : undefined;
-        const body = await store.getStream(key, { signal, version });
-        const chunks = withProgress(body, context, { label: `get ${key}`, total });
-        if (options.output !== undefined && options.output !== "-") {
-          await writeFileAtomic(options.output, chunks);
-        } else {
-          // Raw bytes, no encoding, no newline added; stdout stays open for the process.
-          await pipeline(chunks, context.io.stdout, { end: false });
+        try {
+          const body = await store.getStream(key, { signal, version });
+          const chunks = withProgress(body, context, { label: `get ${key}`, total });
+          if (options.output !== undefined && options.output !== "-") {
+            await writeFileAtomic(options.output, chunks);
+          } else {
+            // Raw bytes, no encoding, no newline added; stdout stays open for the process.
+            await pipeline(chunks, context.io.stdout, { end: false });
+          }
+        } catch (err) {
+          // Streaming is how get reads, not what the user asked for: name the command.
+          throw asCommandError(err, "getStream", "get");
         }
       });
     });
