@@ -1,4 +1,5 @@
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
+import { stallGuard } from "./stall.js";
 
 /**
  * Reads index messages matching a subject filter through an ephemeral ordered push consumer,
@@ -26,16 +27,25 @@ export async function readIndex(js: JetStreamClient, stream: string, filter: str
   // start were removed meanwhile (purged, or trimmed by the history limit). End, don't wait.
   void (async () => {
     for await (const status of messages.status()) {
-      if (status.type === "heartbeat" && (await consumer.info(false)).num_pending === 0) messages.stop();
+      if (status.type !== "heartbeat") continue;
+      // A failed check (a failover in progress) is not the end: try again at the next heartbeat.
+      const pending = await consumer.info(false).then((i) => i.num_pending, () => undefined);
+      if (pending === 0) messages.stop();
     }
   })().catch(() => undefined);
+  const guard = stallGuard(messages);
   return (async function* () {
     try {
+      guard.arm();
       for await (const m of messages) {
+        guard.disarm();
         yield m;
-        if (m.info.pending === 0) break;
+        if (m.info.pending === 0) return;
+        guard.arm();
       }
+      guard.throwIfStalled();
     } finally {
+      guard.disarm();
       messages.stop();
       void consumer.delete().catch(() => undefined);
     }

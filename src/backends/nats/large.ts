@@ -6,6 +6,7 @@ import { ChunkWriter } from "./chunk-writer.js";
 import type { LargeRef } from "./entry.js";
 import { NatsLayoutError } from "./errors.js";
 import type { NatsLayout } from "./layout.js";
+import { stallGuard } from "./stall.js";
 
 /**
  * Bytes of chunks a large put publishes ahead of their acknowledgements, counted in whole
@@ -132,17 +133,23 @@ export class LargeObjects {
     if (!last) throw new NatsLayoutError(`the large object ${ref.name} of this value is missing from ${this.#layout.objectStream} (removed by another tool?)`);
     const consumer = await this.#js.consumers.get(this.#layout.objectStream, { filter_subjects: subject });
     const messages = await consumer.consume({ max_messages: chunksIn(READ_AHEAD_BYTES, this.#config.chunkSize) });
+    const guard = stallGuard(messages);
     return (async function* () {
       const sha = createHash("sha256");
       let received = 0;
       try {
+        guard.arm();
         for await (const m of messages) {
+          guard.disarm();
           sha.update(m.data);
           received += m.data.byteLength;
           if (m.data.byteLength > 0) yield m.data;
           if (received >= ref.size || m.info.pending === 0) break;
+          guard.arm();
         }
+        guard.throwIfStalled();
       } finally {
+        guard.disarm();
         messages.stop();
       }
       const digest = `SHA-256=${sha.digest("base64url")}`;
