@@ -286,7 +286,9 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
   });
 
   it("keeps every key's versions consistent: increasing, readable, holding every acknowledged put still in the history", async () => {
-    const check = withRetry(await open(cluster.servers), { maxElapsedMs: 30_000 });
+    // A read whose consumer landed on a node that died stalls for 15 s before it fails transient;
+    // give the retry room for a fresh consumer.
+    const check = withRetry(await open(cluster.servers), { maxElapsedMs: 120_000 });
     for (const load of [plain, retried]) {
       for (const [key, log] of load.ackedKeys) {
         const versions = await check.versions(key);
