@@ -215,6 +215,8 @@ describe("stowage commands", () => {
     assertOk(await cli(["--store", s, "rm", "a/b", "ab", "never-existed"]));
     assert.equal((await cli(["--store", s, "ls"])).stdout.toString(), "a/x y\na/\uffff\na/😀\nb\nm\n");
     assertOneLineError(await cli(["--store", s, "get", "ab"]), EXIT.notFound, /^stowage: get "ab": no value/);
+    // put writes through putStream; its errors still name the command the user ran.
+    assertOneLineError(await cli(["--store", s, "put", "bad-meta", "--metadata", "bad name=x"], { input: "v" }), EXIT.usage, /^stowage: put "bad-meta": metadata name/);
   });
 
   it("--store wins over STOWAGE_STORE", async () => {

@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { assertKey } from "../../keys.js";
 import type { CliContext } from "../context.js";
 import { openSource } from "../files.js";
+import { asCommandError } from "../errors.js";
 import { withProgress } from "../progress.js";
 
 export function register(program: Command, context: CliContext): void {
@@ -18,7 +19,10 @@ export function register(program: Command, context: CliContext): void {
         const metadata = Object.keys(options.metadata).length > 0 ? options.metadata : undefined;
         const body = withProgress(source.chunks, context, { label: `put ${key}`, total: source.size });
         // putStream keeps memory bounded where the store streams; others buffer the body.
-        await store.putStream(key, body, { metadata, signal: context.signal });
+        // Streaming is how put writes, not what the user asked for: errors name the command.
+        await store.putStream(key, body, { metadata, signal: context.signal }).catch((err: unknown) => {
+          throw asCommandError(err, "putStream", "put");
+        });
       });
     });
 }
