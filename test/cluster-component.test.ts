@@ -22,6 +22,7 @@ import type { Store } from "../src/types.js";
 import { startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
 import { natsServerBinary } from "./fixtures/nats.js";
 import { unavailable, uniqueName, waitFor } from "./fixtures/services.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const skip = natsServerBinary() ? false : unavailable("nats-server", "a nats-server binary to start a three-node cluster (apt-get install nats-server, or NATS_SERVER_BIN)");
 
@@ -35,7 +36,6 @@ const REQUEST_BUDGET_MS = 45_000;
 const PUBLISHERS = 2;
 const KINDS = new Set(Object.keys(ERROR_CODES));
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 

@@ -13,6 +13,7 @@ import type { Store } from "../src/types.js";
 import { startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
 import { natsServerBinary } from "./fixtures/nats.js";
 import { unavailable, uniqueName } from "./fixtures/services.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const skip = natsServerBinary() ? false : unavailable("nats-server", "a nats-server binary to start a three-node cluster (apt-get install nats-server, or NATS_SERVER_BIN)");
 
@@ -30,7 +31,6 @@ const READ_PAUSE_MS = 10;
 const LARGE_EVERY = 10;
 const LARGE_SIZE = 6000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 

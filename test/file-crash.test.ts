@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileStore, StorageError, compareKeys } from "../src/index.js";
 import { CRASH_KEYS, checkValue } from "./fixtures/file-writer.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const MIN_KILLS = 20;
 const MAX_KILLS = 30;
@@ -55,10 +56,6 @@ function allowedStates(ops: Op[]): Set<number | "absent">[] {
 
 async function tempFilesUnder(dir: string): Promise<number> {
   return (await readdir(dir, { recursive: true })).filter((p) => String(p).endsWith(".tmp")).length;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 describe("file backend crash safety", () => {

@@ -6,9 +6,9 @@ import { Channel } from "../src/internal/channel.js";
 import type { CleanPutOptions } from "../src/store.js";
 import type { ChangeEvent } from "../src/types.js";
 import { assertKind, text } from "../src/testing/helpers.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A test double in front of a real store: holds chosen calls until released. */
 class Gated extends LayerStore {

@@ -11,6 +11,7 @@ import { testStore } from "../src/testing/index.js";
 import { text } from "../src/testing/helpers.js";
 import { sharedNats, startNatsServer } from "./fixtures/nats.js";
 import { uniqueName } from "./fixtures/services.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const url = await sharedNats();
 const skip = url === undefined ? "no NATS server" : false;
@@ -47,7 +48,6 @@ async function openStack(target: string, cache: object = {}): Promise<Store> {
 }
 
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 if (url) {
   testStore("layers: full stack over nats (openStore)", { open: () => openStack(bucketUrl()), destroy: () => destroyBuckets(), largeValueBytes: 2 * 1024 * 1024 });
