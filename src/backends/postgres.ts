@@ -6,6 +6,7 @@ import type { OpenStoreOptions, StoreUrl } from "../open.js";
 import { BaseStore, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
 import type { BatchEntry, Capabilities, GetOptions, ListPage, Metadata, ObjectInfo, OperationOptions, VersionInfo } from "../types.js";
 import { rechunk } from "./postgres/chunks.js";
+import { copyOut, CopyFormatError, type CopyResult } from "./postgres/copy-out.js";
 import { classifyPgError } from "./postgres/errors.js";
 import { DEFAULT_TABLE, assertIdentifier, ensureSchema, tableNames, type TableNames } from "./postgres/schema.js";
 import { bind, buildStatements, statement, type Statements } from "./postgres/statements.js";
@@ -61,13 +62,27 @@ declare module "../open.js" {
   }
 }
 
+/** What a read finds of a value (see `valueColumns` in statements.ts). */
 interface ValueRow {
+  /** The bytes of a small value; null for a larger one (read by COPY). */
   data: Buffer | null;
+  /** A larger value's bytes are in this row's `data` (else in chunk rows or the history row). */
+  inline: boolean;
   chunks: number;
   version: string;
   size: number;
   deleted?: boolean;
 }
+
+/** The row a value was found in: the main table (latest) or the history table (a version). */
+type RowSource = "main" | "versions";
+
+/**
+ * Values up to this size are read with the statement that finds them (hex text, one round
+ * trip) and, with versions on, kept in the main row too; larger ones are written once and
+ * read by binary COPY, which wins from about here on (see copy-out.ts).
+ */
+export const SMALL_VALUE_BYTES = 16 * 1024;
 
 interface Setup {
   names: TableNames;
@@ -167,7 +182,7 @@ export class PostgresStore extends BaseStore {
     const names = tableNames(schema, this.#options.table);
     await ensureSchema(this.#pool, names, this.#options.createSchema);
     const sql = {
-      ...buildStatements(names, { versions: this.#options.versions, history: this.#options.history }),
+      ...buildStatements(names, { versions: this.#options.versions, history: this.#options.history, smallBytes: SMALL_VALUE_BYTES }),
       dropChunks: statement(`DELETE FROM ${names.chunks} WHERE key = $1 AND version = $2::bigint`),
     };
     return { names, sql };
@@ -217,59 +232,63 @@ export class PostgresStore extends BaseStore {
   }
 
   protected async _get(key: string, options: GetOptions): Promise<Uint8Array> {
-    const row = await this.#head("get", key, options.version);
-    if (row.chunks === 0) return toBytes(row.data!);
-    const out = new Uint8Array(row.size);
-    let offset = 0;
-    for await (const piece of this.#chunks("get", key, row, options.signal)) {
-      out.set(piece, offset);
-      offset += piece.byteLength;
+    for (let attempt = 1; ; attempt++) {
+      const [row, source] = await this.#head("get", key, options.version);
+      if (row.data !== null) return toBytes(row.data);
+      try {
+        return await gather(this.#far("get", key, row, source, options.signal), row.size);
+      } catch (err) {
+        // Replaced between finding the row and reading its bytes: the newer value is as good.
+        if (err instanceof ValueReplaced && options.version === undefined && attempt < 3) continue;
+        throw err;
+      }
     }
-    return out;
   }
 
   protected override async _getStream(key: string, options: GetOptions): Promise<AsyncIterable<Uint8Array>> {
-    const row = await this.#head("getStream", key, options.version);
-    if (row.chunks === 0) return prepend([toBytes(row.data!)], []);
-    return this.#chunks("getStream", key, row, options.signal);
+    const [row, source] = await this.#head("getStream", key, options.version);
+    if (row.data !== null) return prepend([toBytes(row.data)], []);
+    return this.#far("getStream", key, row, source, options.signal);
   }
 
   /** The row of the latest value or of a version; `not_found` when missing or a delete marker. */
-  async #head(op: StorageOp, key: string, version: string | undefined): Promise<ValueRow> {
+  async #head(op: StorageOp, key: string, version: string | undefined): Promise<[ValueRow, RowSource]> {
     const { sql } = await this.#ready();
     let row: ValueRow | undefined;
+    let source: RowSource = "main";
     if (version === undefined) {
       row = (await this.#pool.query<ValueRow>(bind(sql.get, [key]))).rows[0];
-      // Chunked (rare, and large anyway): fetch its version and size; a value replaced in
-      // between is simply read as the newer one.
-      if (row && row.chunks > 0) row = (await this.#pool.query<ValueRow>(bind(sql.head, [key]))).rows[0];
     } else if (/^[0-9]{1,18}$/.test(version)) {
       row = (await this.#pool.query<ValueRow>(bind(sql.getVersion, [key, version]))).rows[0];
+      source = "versions";
     }
     if (!row || row.deleted) throw notFound(op, key, version);
-    return row;
+    return [row, source];
   }
 
-  /** A chunked value's pieces in order, reading the next while the caller handles this one. */
-  async *#chunks(op: StorageOp, key: string, row: ValueRow, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
-    const { sql } = await this.#ready();
-    const fetch = async (seq: number): Promise<Uint8Array> => {
-      const { rows } = await this.#pool.query<{ bytes: string }>(bind(sql.getChunk, [key, row.version, seq]));
-      // Only an overwrite or delete with versions off (or a history trim) removes chunks being read.
-      if (!rows[0]) throw new StorageError("transient", "the value was replaced while it was being read; read it again", { op, key });
-      return toBytes(Buffer.from(rows[0].bytes, "base64"));
-    };
-    let size = 0;
-    let next: Promise<Uint8Array> | undefined = fetch(0);
-    for (let seq = 0; seq < row.chunks; seq++) {
-      signal?.throwIfAborted();
-      const piece: Uint8Array = await next!;
-      next = seq + 1 < row.chunks ? fetch(seq + 1) : undefined;
-      next?.catch(() => undefined); // observed when awaited; avoid an unhandled rejection if the caller stops first
-      size += piece.byteLength;
-      yield piece;
+  /**
+   * The bytes of a value too large to come with its row, streamed by binary COPY from where
+   * they are: chunk rows in order, the row itself, or the history row the main row points at.
+   */
+  async *#far(op: StorageOp, key: string, row: ValueRow, source: RowSource, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+    const { names } = await this.#ready();
+    const where = `key = ${pg.escapeLiteral(key)} AND version = ${BigInt(row.version)}`;
+    const select =
+      row.chunks > 0
+        ? `SELECT bytes FROM ${names.chunks} WHERE ${where} ORDER BY seq`
+        : `SELECT data FROM ${row.inline && source === "main" ? names.main : names.versions} WHERE ${where} AND data IS NOT NULL`;
+    let found: CopyResult | undefined;
+    try {
+      yield* copyOut(this.#pool, `COPY (${select}) TO STDOUT (FORMAT binary)`, signal, (result) => (found = result));
+    } catch (err) {
+      if (err instanceof CopyFormatError) throw new StorageError("fatal", `${err.message}: the table was changed outside stowage`, { op, key, cause: err });
+      throw err;
     }
-    if (size !== row.size) throw new StorageError("fatal", `stored chunks hold ${size} bytes, the row says ${row.size}: the table was changed outside stowage`, { op, key });
+    // Only an overwrite or delete with versions off (or a history trim) removes bytes being read.
+    if (found!.rows === 0) throw new ValueReplaced(op, key);
+    if (found!.rows !== Math.max(row.chunks, 1) || found!.bytes !== row.size) {
+      throw new StorageError("fatal", `stored bytes (${found!.bytes} in ${found!.rows} rows) do not match the row (${row.size} in ${Math.max(row.chunks, 1)}): the table was changed outside stowage`, { op, key });
+    }
   }
 
   protected async _list(prefix: string, options: OperationOptions): Promise<string[]> {
@@ -326,17 +345,7 @@ export class PostgresStore extends BaseStore {
     const { rows } = await this.#pool.query<ValueRow & { key: string }>(bind(sql.getMany, [[...new Set(keys)]]));
     const found = new Map<string, Uint8Array>();
     for (const row of rows) {
-      if (row.chunks === 0) {
-        found.set(row.key, toBytes(row.data!));
-      } else {
-        const out = new Uint8Array(row.size);
-        let offset = 0;
-        for await (const piece of this.#chunks("getMany", row.key, row, options.signal)) {
-          out.set(piece, offset);
-          offset += piece.byteLength;
-        }
-        found.set(row.key, out);
-      }
+      found.set(row.key, row.data !== null ? toBytes(row.data) : await gather(this.#far("getMany", row.key, row, "main", options.signal), row.size));
     }
     // A key asked twice gets its own copy each time: callers may mutate what they receive.
     const given = new Set<string>();
@@ -433,6 +442,26 @@ export class PostgresStore extends BaseStore {
       client.release(broken);
     }
   }
+}
+
+/** The bytes a read was after were replaced (or trimmed) after their row was found. */
+class ValueReplaced extends StorageError {
+  constructor(op: StorageOp, key: string) {
+    super("transient", "the value was replaced while it was being read; read it again", { op, key });
+  }
+}
+
+/** A value's pieces gathered into one array of the size its row gives (checked as it fills). */
+async function gather(pieces: AsyncIterable<Uint8Array>, size: number): Promise<Uint8Array> {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for await (const piece of pieces) {
+    // More bytes than the row says: stop before overrunning; the reader reports the mismatch.
+    if (offset + piece.byteLength > size) offset = size + 1;
+    else out.set(piece, offset);
+    offset += piece.byteLength;
+  }
+  return out;
 }
 
 function notFound(op: StorageOp, key: string, version?: string): StorageError {

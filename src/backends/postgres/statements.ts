@@ -27,6 +27,12 @@ export function bind(s: Statement, values: unknown[]): QueryConfig {
 export interface StatementOptions {
   /** Keep a history row per put and delete. */
   versions: boolean;
+  /**
+   * Values up to this size are "small": read in the one statement that finds the row, and
+   * with versions on kept in the main row as well as the history row. Larger ones are kept
+   * once (in the history row when versions are on) and read by binary COPY.
+   */
+  smallBytes: number;
   /** Keep at most this many versions per key (undefined: all). At least 2. */
   history: number | undefined;
 }
@@ -41,13 +47,16 @@ export type Statements = ReturnType<typeof buildStatements>;
 export function buildStatements(n: TableNames, o: StatementOptions) {
   const next = `nextval(${n.sequenceLiteral})`;
   const setLatest = "size = EXCLUDED.size, modified = EXCLUDED.modified, metadata = EXCLUDED.metadata, data = EXCLUDED.data, chunks = EXCLUDED.chunks";
+  // With versions on, a large value's bytes go to the history row only (the main row points
+  // at it by version): a put writes them once.
+  const mainData = (data: string, size: string) => (o.versions ? `CASE WHEN ${size} <= ${o.smallBytes} THEN ${data} END` : data);
   // The version is drawn again in DO UPDATE: evaluated under the row lock, so versions of one
   // key grow in the order the writes take effect, even when writers race.
   const upsertOne = `INSERT INTO ${n.main} AS m (key, version, size, modified, metadata, data, chunks)
-    VALUES ($1, ${next}, $4::bigint, now(), $3::jsonb, $2::bytea, 0)
+    VALUES ($1, ${next}, $4::bigint, now(), $3::jsonb, ${mainData("$2::bytea", "$4::bigint")}, 0)
     ON CONFLICT (key) DO UPDATE SET version = ${next}, ${setLatest}`;
   const upsertMany = `INSERT INTO ${n.main} AS m (key, version, size, modified, metadata, data, chunks)
-    SELECT u.key, ${next}, octet_length(u.data), now(), u.metadata::jsonb, u.data, 0
+    SELECT u.key, ${next}, octet_length(u.data), now(), u.metadata::jsonb, ${mainData("u.data", "octet_length(u.data)")}, 0
       FROM unnest($1::text[], $2::bytea[], $3::text[]) AS u(key, data, metadata)
     ON CONFLICT (key) DO UPDATE SET version = ${next}, ${setLatest}`;
   // A chunked value's version was drawn before its chunks were written; a newer write that
@@ -61,22 +70,29 @@ export function buildStatements(n: TableNames, o: StatementOptions) {
   const trimOne = o.history === undefined ? "" : `, trimmed AS (DELETE FROM ${n.versions} WHERE key = $1 AND version <
       (SELECT version FROM ${n.versions} WHERE key = $1 ORDER BY version DESC OFFSET ${o.history - 2} LIMIT 1))`;
 
+  // What a read needs of a row: small bytes inline; where larger ones are (`inline`: in this
+  // row's data, `chunks` > 0: chunk rows, else the history row of `version`) to COPY them.
+  const valueColumns = `CASE WHEN size <= ${o.smallBytes} THEN data END AS data, data IS NOT NULL AS inline, chunks, version::text AS version, size::float8 AS size`;
+
   const keyRange = (lower: ">=" | ">", upper: boolean) =>
     statement(`SELECT key FROM ${n.main} WHERE key ${lower} $1${upper ? " AND key < $2" : ""} ORDER BY key LIMIT $${upper ? 3 : 2}`);
 
   return {
     put: o.versions
-      ? statement(`WITH m AS (${upsertOne} RETURNING ${historyColumns}) ${trimOne}
-          INSERT INTO ${n.versions} (${historyColumns}) SELECT ${historyColumns} FROM m`)
+      ? statement(`WITH m AS (${upsertOne} RETURNING key, version, size, modified, metadata) ${trimOne}
+          INSERT INTO ${n.versions} (${historyColumns}) SELECT key, version, size, modified, metadata, $2::bytea, 0 FROM m`)
       : statement(upsertOne),
     putChunked: o.versions
       ? statement(`WITH m AS (${upsertChunked} RETURNING key),
           v AS (INSERT INTO ${n.versions} (${historyColumns}) VALUES ($1, $2::bigint, $3::bigint, now(), $4::jsonb, NULL, $5::int)) ${trimOne}
           SELECT count(*)::int AS applied FROM m`)
       : statement(`WITH m AS (${upsertChunked} RETURNING key) SELECT count(*)::int AS applied FROM m`),
+    // A batch holds each key once, so the history rows find their bytes by key.
     putMany: o.versions
-      ? statement(`WITH m AS (${upsertMany} RETURNING ${historyColumns})
-          INSERT INTO ${n.versions} (${historyColumns}) SELECT ${historyColumns} FROM m`)
+      ? statement(`WITH m AS (${upsertMany} RETURNING key, version, size, modified, metadata)
+          INSERT INTO ${n.versions} (${historyColumns})
+          SELECT m.key, m.version, m.size, m.modified, m.metadata, u.data, 0
+            FROM m JOIN unnest($1::text[], $2::bytea[]) AS u(key, data) ON u.key = m.key`)
       : statement(upsertMany),
     trimMany:
       o.history === undefined
@@ -87,13 +103,9 @@ export function buildStatements(n: TableNames, o: StatementOptions) {
            WHERE v.key = old.key AND v.version = old.version AND old.rn > ${o.history}`),
     nextVersion: statement(`SELECT ${next}::text AS version`),
     putChunk: statement(`INSERT INTO ${n.chunks} (key, version, seq, bytes) VALUES ($1, $2::bigint, $3::int, $4::bytea)`),
-    // base64: pg decodes text results as UTF-8 strings, and base64 is 1.35x the bytes where hex is 2x.
-    getChunk: statement(`SELECT encode(bytes, 'base64') AS bytes FROM ${n.chunks} WHERE key = $1 AND version = $2::bigint AND seq = $3::int`),
-    // The hot path: only what an inline value needs; a chunked one is looked up again with `head`.
-    get: statement(`SELECT data, chunks FROM ${n.main} WHERE key = $1`),
-    head: statement(`SELECT data, chunks, version::text AS version, size::float8 AS size FROM ${n.main} WHERE key = $1`),
-    getVersion: statement(`SELECT data, chunks, version::text AS version, size::float8 AS size, deleted FROM ${n.versions} WHERE key = $1 AND version = $2::bigint`),
-    getMany: statement(`SELECT key, data, chunks, version::text AS version, size::float8 AS size FROM ${n.main} WHERE key = ANY($1::text[])`),
+    get: statement(`SELECT ${valueColumns} FROM ${n.main} WHERE key = $1`),
+    getVersion: statement(`SELECT ${valueColumns}, deleted FROM ${n.versions} WHERE key = $1 AND version = $2::bigint`),
+    getMany: statement(`SELECT key, ${valueColumns} FROM ${n.main} WHERE key = ANY($1::text[])`),
     stat: statement(`SELECT version::text AS version, size::float8 AS size, modified, metadata FROM ${n.main} WHERE key = $1`),
     versions: statement(`SELECT version::text AS version, size::float8 AS size, modified, deleted FROM ${n.versions} WHERE key = $1 ORDER BY version`),
     delete: o.versions
