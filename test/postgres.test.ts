@@ -200,6 +200,24 @@ if ("skip" in server) {
       await store.close();
     });
 
+    it("compresses values with lz4 where the server has it", async (t) => {
+      const { rows: server } = await admin.query<{ lz4: boolean | null }>("SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'");
+      if (server.length === 0) return t.skip("PostgreSQL before 14 has no choice of compression");
+      const store = await own.open();
+      const table = own.made.at(-1)!;
+      const { rows } = await admin.query<{ relname: string; attcompression: string }>(
+        `SELECT c.relname, a.attcompression FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+          WHERE c.relname = ANY($1::text[]) AND a.attname IN ('data', 'bytes') ORDER BY 1`,
+        [[table, `${table}_versions`, `${table}_chunks`]],
+      );
+      const expected = server[0]?.lz4 === true ? "l" : "";
+      assert.deepEqual(rows.map((r) => r.attcompression), [expected, expected, expected]);
+      const compressible = new Uint8Array(MiB).fill(7);
+      await store.put("k", compressible);
+      assert.deepEqual(await store.get("k"), compressible);
+      await store.close();
+    });
+
     it("reads a large value left in the main row by versions=false after versions are turned on", async () => {
       const table = uniqueTable();
       own.made.push(table);

