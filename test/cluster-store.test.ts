@@ -188,6 +188,21 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
   }
 
   /**
+   * A store for the checks after the failovers, retrying transient errors for up to `budgetMs`:
+   * a stream may still be electing a leader after a node rejoined (requests time out meanwhile).
+   * Each retry is printed, so a slow recovery shows in the output rather than as a bare timeout.
+   */
+  async function patientStore(budgetMs: number): Promise<Store> {
+    return withRetry(await open(cluster.servers), {
+      maxAttempts: 1000,
+      baseDelayMs: 100,
+      maxDelayMs: 1000,
+      maxElapsedMs: budgetMs,
+      onRetry: ({ op, key, attempt, error }) => console.log(`# check retry: ${op} ${key ?? ""} attempt ${attempt}: ${error.message}`),
+    });
+  }
+
+  /**
    * Kills the node leading `stream` (and whatever else it leads), lets the load run until
    * writes through the killed streams succeed again, restarts it and waits for it to catch up.
    */
@@ -265,7 +280,7 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
   });
 
   it("lost no acknowledged write: every key reads back its last acknowledged value or a later one", async (t) => {
-    const check = withRetry(await open(cluster.servers), { maxElapsedMs: 30_000 });
+    const check = await patientStore(30_000);
     let acknowledged = 0;
     let verified = 0;
     const lost: string[] = [];
@@ -288,7 +303,7 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
   it("keeps every key's versions consistent: increasing, readable, holding every acknowledged put still in the history", async () => {
     // A read whose consumer landed on a node that died stalls for 15 s before it fails transient;
     // give the retry room for a fresh consumer.
-    const check = withRetry(await open(cluster.servers), { maxElapsedMs: 120_000 });
+    const check = await patientStore(120_000);
     for (const load of [plain, retried]) {
       for (const [key, log] of load.ackedKeys) {
         const versions = await check.versions(key);
@@ -309,7 +324,7 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
   });
 
   it("lists every acknowledged key exactly once, in order, and nothing that was never written", async () => {
-    const check = withRetry(await open(cluster.servers), { maxElapsedMs: 30_000 });
+    const check = await patientStore(30_000);
     for (const load of [plain, retried]) {
       const listed = await check.list(`${load.prefix}/`);
       assert.deepEqual(listed, [...new Set(listed)].sort(compareKeys));
