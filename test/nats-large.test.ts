@@ -89,6 +89,30 @@ describe("nats large values", { skip }, () => {
     assert.match(err.message, /corrupt/);
   });
 
+  it("records the first chunk's sequence and reads from it: one chunk, a full chunk, many chunks", async () => {
+    const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096");
+    const values = { one: patterned(2000, 1), full: patterned(4096, 2), many: patterned(5 * 4096 + 7, 3) };
+    for (const [key, data] of Object.entries(values)) await store.put(key, data);
+    const seqs: number[] = [];
+    for (const [key, data] of Object.entries(values)) {
+      const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` });
+      const seq = Number(m!.header.get(HEADER.seq));
+      const first = await jsm.streams.getMessage(`OBJ_${bucket}_large`, { seq });
+      assert.equal(first!.subject, `$O.${bucket}_large.C.${m!.header.get(HEADER.nuid)}`, `${key}: the sequence is the object's first chunk`);
+      seqs.push(seq);
+      assert.ok(Buffer.from(await store.get(key)).equals(Buffer.from(data)), `${key} reads back`);
+      assert.ok((await collectBytes(await store.getStream(key))).equals(Buffer.from(data)), `${key} streams back`);
+    }
+    // An entry whose sequence names another object's chunk is refused, never read as that object.
+    const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.many` });
+    const h = headers();
+    for (const [name, values] of m!.header) if (name !== HEADER.seq) h.set(name, values[0]!);
+    h.set(HEADER.seq, String(seqs[0]));
+    await js.publish(`$KV.${bucket}.wrong`, new Uint8Array(0), { headers: h });
+    const err = await assertKind(store.get("wrong"), "fatal");
+    assert.match(err.message, /missing/);
+  });
+
   it("keeps at most the window of chunk publishes in flight", async () => {
     await open(); // connects nc/js
     const stream = uniqueName("stowage_window").replace(/[^-\w]/g, "_");

@@ -9,6 +9,8 @@ export interface WrittenChunks {
   chunks: number;
   /** `SHA-256=<padded base64url>` of the bytes, as `@nats-io/obj` writes it in an ObjectInfo. */
   digest: string;
+  /** The stream sequence of the first chunk (undefined when nothing was written). */
+  firstSeq?: number;
 }
 
 export interface ChunkWriterOptions {
@@ -52,6 +54,7 @@ export class ChunkWriter {
   #chunks = 0;
   #failure: { error: unknown } | undefined;
   #ended = false;
+  #firstSeq: number | undefined;
 
   constructor(js: JetStreamClient, options: ChunkWriterOptions) {
     if (!(options.chunkSize >= 1) || !(options.window >= 1)) throw new RangeError("chunkSize and window must be at least 1");
@@ -92,7 +95,9 @@ export class ChunkWriter {
     this.#throwIfFailed();
     // The object store writes the digest as padded base64url.
     const b64 = this.#sha.digest("base64url");
-    return { size: this.#size, chunks: this.#chunks, digest: `SHA-256=${b64.padEnd(Math.ceil(b64.length / 4) * 4, "=")}` };
+    const written: WrittenChunks = { size: this.#size, chunks: this.#chunks, digest: `SHA-256=${b64.padEnd(Math.ceil(b64.length / 4) * 4, "=")}` };
+    if (this.#firstSeq !== undefined) written.firstSeq = this.#firstSeq;
+    return written;
   }
 
   /**
@@ -112,8 +117,10 @@ export class ChunkWriter {
     this.#size += payload.byteLength;
     this.#chunks++;
     this.#throwIfFailed();
+    const first = this.#chunks === 1;
     const ack: Promise<void> = this.#js.publish(this.#subject, payload).then(
-      () => {
+      (pubAck) => {
+        if (first) this.#firstSeq = pubAck.seq;
         this.#inFlight.delete(ack);
         this.#free.push(buffer);
       },

@@ -13,6 +13,7 @@ import type { Metadata } from "../../types.js";
  * | `Stowage-Object-Nuid` | large value: the object's nuid (chunks are on `$O.BUCKET_large.C.<nuid>`) |
  * | `Stowage-Size`        | large value: its size in bytes                                         |
  * | `Stowage-Digest`      | large value: `SHA-256=<base64url>` of the bytes, as the object store writes it |
+ * | `Stowage-Object-Seq`  | large value: the stream sequence of its first chunk (reads start there, no subject scan) |
  *
  * A delete is the KV delete marker (`KV-Operation: DEL`, empty payload).
  */
@@ -22,6 +23,7 @@ export const HEADER = {
   nuid: "Stowage-Object-Nuid",
   size: "Stowage-Size",
   digest: "Stowage-Digest",
+  seq: "Stowage-Object-Seq",
   kvOperation: "KV-Operation",
   markerReason: "Nats-Marker-Reason",
   msgSize: "Nats-Msg-Size",
@@ -33,6 +35,8 @@ export interface LargeRef {
   nuid: string;
   size: number;
   digest: string;
+  /** The stream sequence of the first chunk (entries written before it was recorded have none). */
+  seq?: number;
 }
 
 /** One version of a key as read from the index. */
@@ -58,6 +62,7 @@ export function entryHeaders(metadata: Metadata | undefined, large?: LargeRef): 
     h.set(HEADER.nuid, large.nuid);
     h.set(HEADER.size, String(large.size));
     h.set(HEADER.digest, large.digest);
+    if (large.seq !== undefined) h.set(HEADER.seq, String(large.seq));
   }
   return h;
 }
@@ -77,6 +82,8 @@ export function parseEntry(h: MsgHdrs | undefined, data: Uint8Array, revision: n
   if (name) {
     const size = Number(h!.get(HEADER.size));
     entry.large = { name, nuid: h!.get(HEADER.nuid), size, digest: h!.get(HEADER.digest) };
+    const seq = Number(h!.get(HEADER.seq));
+    if (Number.isSafeInteger(seq) && seq > 0) entry.large.seq = seq;
     entry.size = size;
   } else if (headersOnly) {
     entry.size = Number(h?.get(HEADER.msgSize) || data.byteLength);
