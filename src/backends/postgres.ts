@@ -77,6 +77,9 @@ interface ValueRow {
 /** The row a value was found in: the main table (latest) or the history table (a version). */
 type RowSource = "main" | "versions";
 
+/** A value found: a small one's bytes, or the row saying where a larger one's bytes are. */
+type Found = { bytes: Buffer } | { row: ValueRow; source: RowSource };
+
 /**
  * Values up to this size are read with the statement that finds them (hex text, one round
  * trip) and, with versions on, kept in the main row too; larger ones are written once and
@@ -233,10 +236,10 @@ export class PostgresStore extends BaseStore {
 
   protected async _get(key: string, options: GetOptions): Promise<Uint8Array> {
     for (let attempt = 1; ; attempt++) {
-      const [row, source] = await this.#head("get", key, options.version);
-      if (row.data !== null) return toBytes(row.data);
+      const found = await this.#find("get", key, options.version);
+      if ("bytes" in found) return toBytes(found.bytes);
       try {
-        return await gather(this.#far("get", key, row, source, options.signal), row.size);
+        return await gather(this.#far("get", key, found.row, found.source, options.signal), found.row.size);
       } catch (err) {
         // Replaced between finding the row and reading its bytes: the newer value is as good.
         if (err instanceof ValueReplaced && options.version === undefined && attempt < 3) continue;
@@ -246,24 +249,27 @@ export class PostgresStore extends BaseStore {
   }
 
   protected override async _getStream(key: string, options: GetOptions): Promise<AsyncIterable<Uint8Array>> {
-    const [row, source] = await this.#head("getStream", key, options.version);
-    if (row.data !== null) return prepend([toBytes(row.data)], []);
-    return this.#far("getStream", key, row, source, options.signal);
+    const found = await this.#find("getStream", key, options.version);
+    if ("bytes" in found) return prepend([toBytes(found.bytes)], []);
+    return this.#far("getStream", key, found.row, found.source, options.signal);
   }
 
-  /** The row of the latest value or of a version; `not_found` when missing or a delete marker. */
-  async #head(op: StorageOp, key: string, version: string | undefined): Promise<[ValueRow, RowSource]> {
+  /** The latest value or a version; `not_found` when missing or a delete marker. */
+  async #find(op: StorageOp, key: string, version: string | undefined): Promise<Found> {
     const { sql } = await this.#ready();
     let row: ValueRow | undefined;
     let source: RowSource = "main";
     if (version === undefined) {
-      row = (await this.#pool.query<ValueRow>(bind(sql.get, [key]))).rows[0];
+      const small = (await this.#pool.query<{ data: Buffer | null }>(bind(sql.get, [key]))).rows[0];
+      if (small?.data) return { bytes: small.data };
+      // Larger (or gone): where are its bytes? A value replaced in between is read as the newer one.
+      if (small) row = (await this.#pool.query<ValueRow>(bind(sql.head, [key]))).rows[0];
     } else if (/^[0-9]{1,18}$/.test(version)) {
       row = (await this.#pool.query<ValueRow>(bind(sql.getVersion, [key, version]))).rows[0];
       source = "versions";
     }
     if (!row || row.deleted) throw notFound(op, key, version);
-    return [row, source];
+    return row.data !== null ? { bytes: row.data } : { row, source };
   }
 
   /**
