@@ -189,8 +189,9 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
 
   /**
    * A store for the checks after the failovers, retrying transient errors for up to `budgetMs`:
-   * a stream may still be electing a leader after a node rejoined (requests time out meanwhile).
-   * Each retry is printed, so a slow recovery shows in the output rather than as a bare timeout.
+   * a node that has just taken over a stream may answer slowly for a while (requests time out
+   * meanwhile; see docs/deployment.md). Each retry is printed, so a slow recovery shows in the
+   * output rather than as a bare timeout.
    */
   async function patientStore(budgetMs: number): Promise<Store> {
     return withRetry(await open(cluster.servers), {
