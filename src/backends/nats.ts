@@ -89,6 +89,7 @@ export class NatsStore extends BaseStore {
     this.#large = new LargeObjects(js, jsm, layout, {
       chunkSize: this.#chunkSize,
       replicas: info.config.num_replicas,
+      directReads: this.directReads,
       storage: info.config.storage === StorageType.Memory ? "memory" : "file",
       maxBytes: info.config.max_bytes > 0 ? info.config.max_bytes : undefined,
       ttl: info.config.max_age > 0 ? Math.round(info.config.max_age / 1_000_000) : undefined,

@@ -33,6 +33,11 @@ export interface LargeStoreConfig {
   maxBytes?: number;
   /** Milliseconds. */
   ttl?: number;
+  /**
+   * Read chunks by sequence with direct get (any replica; the raw payload) instead of the
+   * leader's API (the payload base64 in JSON). Follows the store's `directReads`.
+   */
+  directReads?: boolean;
 }
 
 /**
@@ -175,6 +180,12 @@ export class LargeObjects {
 
   /** A message of the object stream by sequence or subject; null when there is none. */
   async #message(query: { seq: number } | { last_by_subj: string }): Promise<StoredMsg | null> {
+    if (this.#config.directReads && "seq" in query) {
+      // A chunk never changes once written, so any replica that has it returns the right bytes;
+      // one that does not have it yet (or a stream without direct get) leaves it to the leader.
+      const direct = await this.#jsm.direct.getMessage(this.#layout.objectStream, query).catch(() => null);
+      if (direct) return direct;
+    }
     return this.#jsm.streams.getMessage(this.#layout.objectStream, query).catch((err: unknown) => {
       // Only "no message" means missing; a timeout or a stream without a leader (failover) is
       // thrown on, to be classified transient.
