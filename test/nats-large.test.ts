@@ -113,6 +113,20 @@ describe("nats large values", { skip }, () => {
     assert.match(err.message, /missing/);
   });
 
+  it("a read stopped early leaves no consumer behind", async () => {
+    const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096");
+    await store.put("big", patterned(10 * 4096, 4));
+    const consumers = async () => (await jsm.streams.info(`OBJ_${bucket}_large`)).state.consumer_count;
+    for (const pieces of [1, 2, 3]) {
+      let n = 0;
+      for await (const piece of await store.getStream("big")) {
+        assert.ok(piece.byteLength > 0);
+        if (++n === pieces) break;
+      }
+      await waitFor(`no consumer after stopping at piece ${pieces}`, async () => (await consumers()) === 0, 5000);
+    }
+  });
+
   it("keeps at most the window of chunk publishes in flight", async () => {
     await open(); // connects nc/js
     const stream = uniqueName("stowage_window").replace(/[^-\w]/g, "_");

@@ -152,7 +152,9 @@ export class LargeObjects {
       // A missing object would make the consumer wait forever.
       throw missing();
     }
-    const rest = first && first.byteLength >= ref.size ? undefined : await this.#chunks(subject, start);
+    // The consumer is made only once the caller wants more than the first chunk, and is read at
+    // once: a caller that stops early never leaves a consumer pulling behind it.
+    const more = () => this.#chunks(subject, start);
     return (async function* () {
       const sha = createHash("sha256");
       let received = 0;
@@ -164,8 +166,8 @@ export class LargeObjects {
         take(first);
         if (first.byteLength > 0) yield first;
       }
-      if (rest) {
-        for await (const data of rest) {
+      if (received < ref.size) {
+        for await (const data of await more()) {
           take(data);
           if (data.byteLength > 0) yield data;
           if (received >= ref.size) break;
@@ -215,6 +217,8 @@ export class LargeObjects {
       } finally {
         guard.disarm();
         messages.stop();
+        // Delete it now rather than leave the server to expire it after its inactivity threshold.
+        void consumer.delete().catch(() => undefined);
       }
     })();
   }
