@@ -24,7 +24,8 @@ if (files.length === 0) {
 }
 const child = spawn(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-reporter=tap", "--test-timeout=600000", ...files],
+  // --expose-gc: memory-bound tests collect garbage as they go, so RSS shows what a store holds.
+  ["--expose-gc", "--import", "tsx", "--test", "--test-reporter=tap", "--test-timeout=600000", ...files],
   { stdio: "inherit" },
 );
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
