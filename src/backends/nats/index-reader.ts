@@ -1,5 +1,5 @@
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
-import { stallGuard } from "./stall.js";
+import { readToEnd } from "./stall.js";
 
 /**
  * Reads index messages matching a subject filter through an ephemeral ordered push consumer,
@@ -33,23 +33,7 @@ export async function readIndex(js: JetStreamClient, stream: string, filter: str
       if (pending === 0) messages.stop();
     }
   })().catch(() => undefined);
-  const guard = stallGuard(messages);
-  return (async function* () {
-    try {
-      guard.arm();
-      for await (const m of messages) {
-        guard.disarm();
-        yield m;
-        if (m.info.pending === 0) return;
-        guard.arm();
-      }
-      guard.throwIfStalled();
-    } finally {
-      guard.disarm();
-      messages.stop();
-      void consumer.delete().catch(() => undefined);
-    }
-  })();
+  return readToEnd(messages, consumer);
 }
 
 /**

@@ -6,7 +6,7 @@ import { ChunkWriter } from "./chunk-writer.js";
 import type { LargeRef } from "./entry.js";
 import { NatsLayoutError } from "./errors.js";
 import type { NatsLayout } from "./layout.js";
-import { stallGuard } from "./stall.js";
+import { readToEnd } from "./stall.js";
 
 /**
  * Bytes of chunks a large put publishes ahead of their acknowledgements, counted in whole
@@ -203,23 +203,8 @@ export class LargeObjects {
   async #chunks(subject: string, start: { deliver_policy: DeliverPolicy; opt_start_seq?: number }): Promise<AsyncIterable<Uint8Array>> {
     const consumer = await this.#js.consumers.get(this.#layout.objectStream, { filter_subjects: subject, ...start });
     const messages = await consumer.consume({ max_messages: chunksIn(READ_AHEAD_BYTES, this.#config.chunkSize) });
-    const guard = stallGuard(messages);
     return (async function* () {
-      try {
-        guard.arm();
-        for await (const m of messages) {
-          guard.disarm();
-          yield m.data;
-          if (m.info.pending === 0) break;
-          guard.arm();
-        }
-        guard.throwIfStalled();
-      } finally {
-        guard.disarm();
-        messages.stop();
-        // Delete it now rather than leave the server to expire it after its inactivity threshold.
-        void consumer.delete().catch(() => undefined);
-      }
+      for await (const m of readToEnd(messages, consumer)) yield m.data;
     })();
   }
 

@@ -12,7 +12,7 @@ export const STALL_MS = 15_000;
  * on each message. When it fires it stops the messages, and `throwIfStalled()` then fails the
  * read as a timeout (transient) — never a hang, never a silently partial result.
  */
-export function stallGuard(messages: { stop(): void }, ms = STALL_MS) {
+function stallGuard(messages: { stop(): void }, ms = STALL_MS) {
   let timer: NodeJS.Timeout | undefined;
   let stalled = false;
   return {
@@ -30,4 +30,30 @@ export function stallGuard(messages: { stop(): void }, ms = STALL_MS) {
       if (stalled) throw new TimeoutError();
     },
   };
+}
+
+/**
+ * A consumer's messages until one says nothing more is pending, each wait guarded by
+ * `stallGuard`. However the caller leaves (done, broke off, failed), the messages are stopped
+ * and the consumer deleted now rather than left to the server's inactivity threshold.
+ */
+export async function* readToEnd<M extends { info: { pending: number } }>(
+  messages: AsyncIterable<M> & { stop(): void },
+  consumer: { delete(): Promise<unknown> },
+): AsyncGenerator<M> {
+  const guard = stallGuard(messages);
+  try {
+    guard.arm();
+    for await (const m of messages) {
+      guard.disarm();
+      yield m;
+      if (m.info.pending === 0) return;
+      guard.arm();
+    }
+    guard.throwIfStalled();
+  } finally {
+    guard.disarm();
+    messages.stop();
+    void consumer.delete().catch(() => undefined);
+  }
 }
