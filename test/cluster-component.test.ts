@@ -19,12 +19,11 @@ import type { ComponentConfigInput } from "../src/component/index.js";
 import { mapLimit } from "../src/internal/concurrency.js";
 import { withRetry } from "../src/layers/retry.js";
 import type { Store } from "../src/types.js";
-import { startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
-import { natsServerBinary } from "./fixtures/nats.js";
-import { unavailable, uniqueName, waitFor } from "./fixtures/services.js";
+import { clusterSkip, startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
+import { uniqueName, waitFor } from "./fixtures/services.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
-const skip = natsServerBinary() ? false : unavailable("nats-server", "a nats-server binary to start a three-node cluster (apt-get install nats-server, or NATS_SERVER_BIN)");
+const skip = clusterSkip();
 
 const CLIENTS = 6;
 const KEYS_PER_CLIENT = 30;

@@ -10,11 +10,10 @@ import { createNatsStore, type NatsStore } from "../src/backends/nats.js";
 import { resolveNatsOptions } from "../src/backends/nats/options.js";
 import { StorageError } from "../src/errors.js";
 import { parseStoreUrl } from "../src/open.js";
-import { startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
-import { natsServerBinary } from "./fixtures/nats.js";
-import { unavailable, uniqueName } from "./fixtures/services.js";
+import { clusterSkip, startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
+import { uniqueName } from "./fixtures/services.js";
 
-const skip = natsServerBinary() ? false : unavailable("nats-server", "a nats-server binary to start a three-node cluster (apt-get install nats-server, or NATS_SERVER_BIN)");
+const skip = clusterSkip();
 
 /** Rounds of put-then-read with the default options, bounded by ROUND_BUDGET_MS as well. */
 const ROUNDS = 600;

@@ -10,12 +10,11 @@ import { StorageError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
 import { withRetry } from "../src/layers/retry.js";
 import type { Store } from "../src/types.js";
-import { startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
-import { natsServerBinary } from "./fixtures/nats.js";
-import { unavailable, uniqueName } from "./fixtures/services.js";
+import { clusterSkip, startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
+import { uniqueName } from "./fixtures/services.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
-const skip = natsServerBinary() ? false : unavailable("nats-server", "a nats-server binary to start a three-node cluster (apt-get install nats-server, or NATS_SERVER_BIN)");
+const skip = clusterSkip();
 
 /** Values above this go to the bucket's object store, so both of its streams carry load. */
 const INLINE_MAX = 4096;
