@@ -33,36 +33,32 @@ async function warm(cache: CachedStore): Promise<void> {
 }
 
 export default defineSuite("layers", async (b) => {
+  /** The metrics layer's cost over `store` (filled): the same 1 KiB gets without it and with it. */
+  const metricsCost = (name: string, label: string, store: Store, note: string) => {
+    const measured = withMetrics(store, { registry: new Registry() });
+    return b.run({
+      name,
+      bytesPerOp: KiB,
+      baseline: label,
+      competitors: [
+        { name: label, op: (i) => store.get(key(i)) },
+        { name: `${label} + metrics`, op: (i) => measured.get(key(i)) },
+      ],
+      note,
+    });
+  };
+
   // Metrics cost on a fast store: the layer's own overhead is visible here.
   if (b.wants("metrics cost: memory get 1 KiB")) {
     const plain = new MemoryStore();
     await fill(plain, KiB);
-    const measured = withMetrics(plain, { registry: new Registry() });
-    await b.run({
-      name: "metrics cost: memory get 1 KiB",
-      bytesPerOp: KiB,
-      baseline: "memory",
-      competitors: [
-        { name: "memory", op: (i) => plain.get(key(i)) },
-        { name: "memory + metrics", op: (i) => measured.get(key(i)) },
-      ],
-      note: "The p50 difference is the metrics layer's cost per operation: two clock reads and one histogram observation (counts are kept in fields and handed to prom-client at scrape time).",
-    });
+    await metricsCost("metrics cost: memory get 1 KiB", "memory", plain,
+      "The p50 difference is the metrics layer's cost per operation: two clock reads and one histogram observation (counts are kept in fields and handed to prom-client at scrape time).");
   }
   if (b.wants("metrics cost: cache hit 1 KiB")) {
     const cached = withCache(new MemoryStore(), { invalidateFromWatch: false });
     await fill(cached, KiB);
-    const measured = withMetrics(cached, { registry: new Registry() });
-    await b.run({
-      name: "metrics cost: cache hit 1 KiB",
-      bytesPerOp: KiB,
-      baseline: "cache hit",
-      competitors: [
-        { name: "cache hit", op: (i) => cached.get(key(i)) },
-        { name: "cache hit + metrics", op: (i) => measured.get(key(i)) },
-      ],
-      note: "The cheapest operation there is, so the metrics layer's relative cost is at its largest.",
-    });
+    await metricsCost("metrics cost: cache hit 1 KiB", "cache hit", cached, "The cheapest operation there is, so the metrics layer's relative cost is at its largest.");
   }
 
   const natsCases = ["cache get 1 KiB on NATS", "metrics cost: NATS get 1 KiB"];
@@ -109,17 +105,7 @@ export default defineSuite("layers", async (b) => {
     }
 
     if (b.wants("metrics cost: NATS get 1 KiB")) {
-      const measured = withMetrics(nats, { registry: new Registry() });
-      await b.run({
-        name: "metrics cost: NATS get 1 KiB",
-        bytesPerOp: KiB,
-        baseline: "nats",
-        competitors: [
-          { name: "nats", op: (i) => nats.get(key(i)) },
-          { name: "nats + metrics", op: (i) => measured.get(key(i)) },
-        ],
-        note: "Against a network round trip the metrics layer is noise.",
-      });
+      await metricsCost("metrics cost: NATS get 1 KiB", "nats", nats, "Against a network round trip the metrics layer is noise.");
     }
   } finally {
     for (const store of opened) await store.close().catch(() => undefined);
