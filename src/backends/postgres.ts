@@ -283,17 +283,17 @@ export class PostgresStore extends BaseStore {
       row.chunks > 0
         ? `SELECT bytes FROM ${names.chunks} WHERE ${where} ORDER BY seq`
         : `SELECT data FROM ${row.inline && source === "main" ? names.main : names.versions} WHERE ${where} AND data IS NOT NULL`;
-    let found: CopyResult | undefined;
+    let found: CopyResult;
     try {
-      yield* copyOut(this.#pool, `COPY (${select}) TO STDOUT (FORMAT binary)`, signal, (result) => (found = result));
+      found = yield* copyOut(this.#pool, `COPY (${select}) TO STDOUT (FORMAT binary)`, signal);
     } catch (err) {
       if (err instanceof CopyFormatError) throw new StorageError("fatal", `${err.message}: the table was changed outside stowage`, { op, key, cause: err });
       throw err;
     }
     // Only an overwrite or delete with versions off (or a history trim) removes bytes being read.
-    if (found!.rows === 0) throw new ValueReplaced(op, key);
-    if (found!.rows !== Math.max(row.chunks, 1) || found!.bytes !== row.size) {
-      throw new StorageError("fatal", `stored bytes (${found!.bytes} in ${found!.rows} rows) do not match the row (${row.size} in ${Math.max(row.chunks, 1)}): the table was changed outside stowage`, { op, key });
+    if (found.rows === 0) throw new ValueReplaced(op, key);
+    if (found.rows !== Math.max(row.chunks, 1) || found.bytes !== row.size) {
+      throw new StorageError("fatal", `stored bytes (${found.bytes} in ${found.rows} rows) do not match the row (${row.size} in ${Math.max(row.chunks, 1)}): the table was changed outside stowage`, { op, key });
     }
   }
 

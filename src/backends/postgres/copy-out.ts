@@ -95,10 +95,11 @@ export interface CopyResult {
 /**
  * Runs `sql` (a `COPY (SELECT <one bytea column> ...) TO STDOUT (FORMAT binary)`) on a
  * connection of its own and yields the column's bytes of every row, in order, as they arrive;
- * `done` gets the row and byte counts once the output has ended. Stopping early or an abort
- * discards the connection (it is mid-COPY), never returns it to the pool.
+ * returns the row and byte counts once the output has ended (`yield*` hands them to the
+ * delegating generator). Stopping early or an abort discards the connection (it is mid-COPY),
+ * never returns it to the pool.
  */
-export async function* copyOut(pool: Pool, sql: string, signal: AbortSignal | undefined, done: (result: CopyResult) => void): AsyncGenerator<Uint8Array> {
+export async function* copyOut(pool: Pool, sql: string, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array, CopyResult> {
   signal?.throwIfAborted();
   const client: PoolClient = await pool.connect();
   let broken: Error | undefined = new Error("COPY read stopped before its end");
@@ -117,7 +118,7 @@ export async function* copyOut(pool: Pool, sql: string, signal: AbortSignal | un
     }
     if (!parser.ended) throw new CopyFormatError("the COPY output ended without its trailer");
     broken = undefined;
-    done({ rows: parser.rows, bytes });
+    return { rows: parser.rows, bytes };
   } finally {
     if (broken) stream.destroy();
     client.off("error", onError);
