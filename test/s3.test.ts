@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { HeadObjectCommand, ListBucketsCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { openStore } from "../src/open.js";
 import { S3Store } from "../src/backends/s3.js";
+import { resolveS3Config } from "../src/backends/s3/config.js";
 import { StorageError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
 import { testStore } from "../src/testing/conformance.js";
@@ -314,6 +315,22 @@ describe("s3 on s3rver: protocol and client settings", () => {
     } finally {
       client.destroy();
     }
+  });
+
+  it("caches the SDK's middleware chain in clients it makes (a caller's clientConfig wins), and still honours signals", async () => {
+    assert.equal(resolveS3Config({ bucket: "b" }).clientConfig.cacheMiddleware, true);
+    assert.equal(resolveS3Config({ bucket: "b", clientConfig: { cacheMiddleware: false } }).clientConfig.cacheMiddleware, false);
+    // Sends with and without a signal alternate on one cached chain.
+    await store.put("cached/k", text("v"));
+    for (let i = 0; i < 3; i++) {
+      assert.equal(new TextDecoder().decode(await store.get("cached/k")), "v");
+      const reason = new Error(`stop ${i}`);
+      const controller = new AbortController();
+      const pending = store.get("cached/k", { signal: controller.signal });
+      controller.abort(reason);
+      await assert.rejects(pending, (err) => err === reason);
+    }
+    await store.delete("cached/k");
   });
 
   it("refuses bad URLs and options with invalid, without leaking secrets", async () => {

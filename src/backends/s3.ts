@@ -17,7 +17,7 @@ import { MAX_KEY_BYTES } from "../keys.js";
 import type { OpenStoreOptions, StoreUrl } from "../open.js";
 import { BaseStore, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
 import { mapLimit } from "../internal/concurrency.js";
-import { optionsFromUrl, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from "./s3/config.js";
+import { optionsFromUrl, resolveS3Config, sendOptions, type ResolvedS3Config, type S3StoreOptions } from "./s3/config.js";
 import { classifyS3Error } from "./s3/errors.js";
 import { decodeMetadata, encodeMetadata, S3_METADATA_LIMIT } from "./s3/metadata.js";
 import { uploadBuffer, uploadStream, type MultipartOptions } from "./s3/multipart.js";
@@ -114,7 +114,7 @@ export class S3Store extends BaseStore {
   protected async _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
     const params = this.#putParams(key, options.metadata, "put");
     if (data.byteLength <= this.#config.partSize) {
-      await this.#client.send(new PutObjectCommand({ ...params, Body: data, ContentLength: data.byteLength }), { abortSignal: options.signal });
+      await this.#client.send(new PutObjectCommand({ ...params, Body: data, ContentLength: data.byteLength }), sendOptions(options.signal));
       return;
     }
     await uploadBuffer(data, this.#multipart(params, options.signal));
@@ -150,7 +150,7 @@ export class S3Store extends BaseStore {
     try {
       const out = await this.#client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, op), VersionId: options.version }),
-        { abortSignal: options.signal },
+        sendOptions(options.signal),
       );
       if (!out.Body) throw new StorageError("fatal", "the S3 server returned no body", { op, key });
       return out.Body;
@@ -171,7 +171,7 @@ export class S3Store extends BaseStore {
   }
 
   protected override async _stat(key: string, options: OperationOptions): Promise<ObjectInfo> {
-    const out = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, "stat") }), { abortSignal: options.signal });
+    const out = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, "stat") }), sendOptions(options.signal));
     const info: ObjectInfo = {
       key,
       size: out.ContentLength ?? 0,
@@ -183,7 +183,7 @@ export class S3Store extends BaseStore {
   }
 
   protected async _delete(key: string, options: OperationOptions): Promise<void> {
-    await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, "delete") }), { abortSignal: options.signal });
+    await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, "delete") }), sendOptions(options.signal));
   }
 
   protected override async _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
@@ -195,7 +195,7 @@ export class S3Store extends BaseStore {
       const batch = inXml.slice(i, i + DELETE_BATCH);
       const out = await this.#client.send(
         new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-        { abortSignal: options.signal },
+        sendOptions(options.signal),
       );
       const failed = out.Errors?.[0];
       if (failed) {
@@ -203,7 +203,7 @@ export class S3Store extends BaseStore {
         throw classifyS3Error(Object.assign(new Error(failed.Message ?? "delete failed"), { name: failed.Code ?? "Error" }), { op: "deleteMany", key, bucket: this.bucket });
       }
     }
-    await mapLimit(alone, this.#config.concurrency, (Key) => this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), { abortSignal: options.signal }));
+    await mapLimit(alone, this.#config.concurrency, (Key) => this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), sendOptions(options.signal)));
   }
 
   protected override async _getMany(keys: string[], options: OperationOptions): Promise<(Uint8Array | undefined)[]> {
@@ -255,7 +255,7 @@ export class S3Store extends BaseStore {
 
   async #listObjects(params: { Prefix: string; MaxKeys: number; ContinuationToken?: string; StartAfter?: string }, signal: AbortSignal | undefined): Promise<ListObjectsV2CommandOutput> {
     // EncodingType=url: XML 1.0 cannot carry every character a key may hold (U+FFFE, U+FFFF).
-    return this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, EncodingType: "url", ...params }), { abortSignal: signal });
+    return this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, EncodingType: "url", ...params }), sendOptions(signal));
   }
 
   /** The store's keys in one listing response (decoded when the server url-encoded them). */
@@ -278,7 +278,7 @@ export class S3Store extends BaseStore {
     for (;;) {
       const out = await this.#client.send(
         new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: objectKey, EncodingType: "url", KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
-        { abortSignal: options.signal },
+        sendOptions(options.signal),
       );
       const keyOf = (listed: string | undefined) => (listed !== undefined && out.EncodingType === "url" ? decodeListedKey(listed) : listed);
       // The response lists versions and delete markers of a key newest first; the SDK splits them

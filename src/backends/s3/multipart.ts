@@ -20,6 +20,7 @@ import {
   type PutObjectCommandInput,
   type S3Client,
 } from "@aws-sdk/client-s3";
+import { sendOptions } from "./config.js";
 
 /** S3's most parts in one upload. */
 export const MAX_PARTS = 10_000;
@@ -102,7 +103,7 @@ async function uploadParts(
   const second = first.done ? first : await parts.next();
   if (second.done) {
     const body = first.done ? new Uint8Array(0) : first.value;
-    await client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: body.byteLength }), { abortSignal: signal });
+    await client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: body.byteLength }), sendOptions(signal));
     return;
   }
 
