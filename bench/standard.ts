@@ -52,6 +52,8 @@ export interface StandardOptions {
      * For servers where filling one store per competitor would take too long.
      */
     shared?: { fill: (keys: string[], data: Uint8Array) => Promise<void>; adapters: Adapter[] };
+    /** Round length for a server that lists slowly (default the suite's): a round should hold many lists. */
+    roundMs?: number;
   };
   /** Size of the streamed value (default 64 MiB; 0 skips the streamed cases). */
   streamBytes?: number;
@@ -59,6 +61,12 @@ export interface StandardOptions {
   without?: Record<string, string>;
   /** Operations in flight for the concurrency cases (default 64). */
   concurrency?: number;
+  /**
+   * Round length of the timed cases (default the suite's 300 ms). Servers whose operations take
+   * milliseconds and vary (s3rver writes files, PostgreSQL commits wait for fsync) need longer
+   * rounds to average over their stalls; the streamed cases keep one operation per round.
+   */
+  roundMs?: number;
 }
 
 /** A value of `size` bytes with a pattern, so a truncated or shifted read is detectable. */
@@ -149,7 +157,9 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
     if (skip) return b.skip(name, skip);
     if (!b.wants(name)) return;
     currentCase = name; // read by competitor() while build() runs
-    await b.run({ name, baseline: options.baselines?.[name] ?? options.baseline, targets: targets[name], ...build() });
+    const spec = build();
+    const roundMs = spec.roundMs ?? options.roundMs;
+    await b.run({ name, baseline: options.baselines?.[name] ?? options.baseline, targets: targets[name], ...spec, ...(roundMs !== undefined && { roundMs }) });
   };
 
   for (const size of [KiB, MiB]) {
@@ -212,6 +222,7 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
     const shared = list.shared;
     if (shared) await shared.fill(keys, small);
     await run(list.label, () => ({
+      ...(list.roundMs !== undefined && { roundMs: list.roundMs }),
       competitors: (shared?.adapters ?? adapters).map((a) => competitor(a, {
         setup: async () => {
           if (!shared) await (a.fill ? a.fill(keys, small) : eachLimit(keys, 64, (k) => a.put(k, small)));

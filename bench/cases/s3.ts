@@ -74,7 +74,8 @@ async function adaptersFor(server: S3ServerHandle, client: S3Client, bucket: str
     adapters.push(unavailableAdapter(PEERS[0] as string, "unstorage's s3 driver needs the aws4fetch package, which is not installed"));
   } else {
     const storage = createStorage({ driver: s3Driver({ accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, endpoint: server.endpoint, region: server.region, bucket }) });
-    adapters.push(unstorageAdapter(PEERS[0] as string, storage));
+    // Its driver lists the bucket's first 1000 keys whatever `base` it is given.
+    adapters.push(unstorageAdapter(PEERS[0] as string, storage, { noList: "unstorage's s3 driver ignores the prefix it is given (it lists the first page of the whole bucket)" }));
   }
   const disk = new Disk(new S3Driver({ ...clientConfig(server), bucket, visibility: "private", supportsACL: false }));
   adapters.push(flydriveAdapter(PEERS[1] as string, disk));
@@ -115,13 +116,17 @@ export default defineSuite("s3", async (b) => {
     const raw = listAdapters[0] as Adapter;
     await standardCases(b, adapters, {
       baseline: RAW,
+      // s3rver's write times swing with its file system: 1 s rounds average over that.
+      roundMs: b.scale(1000, 300),
       list: {
         total: listKeys,
         matching: 1000,
         label: listLabel,
+        // s3rver takes ~150 ms per list of 1k of 20k: 2 s rounds hold a dozen, not two.
+        roundMs: b.scale(2000, 500),
         shared: { fill: (keys, data) => eachLimit(keys, 32, (k) => raw.put(k, data)), adapters: listAdapters },
       },
-      targets: { "put 1 KiB": targets, "get 1 KiB": targets, "put 1 MiB": targets, "get 1 MiB": targets, [listLabel]: targets },
+      targets: { "put 1 KiB": targets, "get 1 KiB": targets, "put 1 MiB": targets, "get 1 MiB": targets, [listLabel]: targets.filter((t) => t.kind !== "ratio" || t.vs !== PEERS[0]) },
     });
   } finally {
     for (const store of stores) await store.close().catch(() => undefined);
