@@ -30,7 +30,10 @@ Each gets an untimed setup and a ${results.options.warmupMs} ms warm-up; then ${
 otherwise) in which every competitor runs in turn for ${results.options.roundMs} ms (or a bounded number of
 operations), the starting competitor rotating from round to round. **ops/s** is the median over
 rounds; **MB/s** = ops/s × bytes per operation / 10^6; **p50/p99** are latency percentiles over
-every timed operation; **vs X** is the median ops/s divided by the baseline X's; **peak RSS +**
+every timed operation; **vs X** is the median ops/s divided by the baseline X's; **CPU/op** is
+the median over rounds of the benchmark process's CPU time (user + system, all its threads) per
+operation: what the client costs its host, without the server when that runs in another process
+(an in-process backend's own work is in it); **peak RSS +**
 is the largest growth of the process's resident set over its value at the start of a round
 (after a forced GC), sampled every 2 ms and after every operation; streamed cases force a GC
 every 8 MiB moved, so the figure shows what the store holds rather than when V8 collects the

@@ -7,8 +7,8 @@
  * a warm-up per competitor, then several rounds, each round running every competitor in turn
  * (A,B,C, then B,C,A, …: interleaved, the starting competitor rotating so none always runs
  * first), each for a bounded time. It reports per competitor the median of the rounds' ops/s,
- * MB/s, p50/p99 latency over all timed operations, the ratio to the case's baseline, and
- * optionally the peak RSS growth; it checks the targets the issues name (MET / NOT MET).
+ * MB/s, p50/p99 latency over all timed operations, the ratio to the case's baseline, the
+ * process's CPU time per operation, and optionally the peak RSS growth; it checks the targets the issues name (MET / NOT MET).
  *
  * @example
  * // bench/layers.bench.ts
@@ -109,6 +109,12 @@ export interface CompetitorResult {
   ratio?: number;
   /** Largest RSS growth seen in any round, in bytes (trackMemory only). */
   peakRssGrowthBytes?: number;
+  /**
+   * Median over rounds of this process's CPU time (user + system, every thread: a native
+   * client's own threads count) per operation, in ms. A server in another process is not in it,
+   * so it shows what each client costs its host beside the same server.
+   */
+  cpuMsPerOp?: number;
   operations?: number;
   /** The competitor's teardown threw (its figures stand; what it created may be left over). */
   teardownError?: string;
@@ -231,6 +237,7 @@ interface Running {
   result: CompetitorResult;
   latencies: number[];
   rounds: number[];
+  cpuPerOp: number[];
   next: number;
   peakRss: number;
 }
@@ -246,6 +253,7 @@ export async function runCase(suite: string, spec: CaseSpec, defaults: RunOption
     result: { name: competitor.name, ...(competitor.skip ? { skipped: competitor.skip } : {}) },
     latencies: [],
     rounds: [],
+    cpuPerOp: [],
     next: 0,
     peakRss: 0,
   }));
@@ -278,8 +286,9 @@ export async function runCase(suite: string, spec: CaseSpec, defaults: RunOption
         progress(`${suite} · ${spec.name} · round ${round + 1}/${rounds} ${r.competitor.name}`);
         try {
           await r.competitor.beforeRound?.();
-          const { ops, seconds, peakRssGrowth } = await timedRound(r, roundMs, concurrency, spec.maxOpsPerRound, spec.trackMemory ?? false);
+          const { ops, seconds, cpuMs, peakRssGrowth } = await timedRound(r, roundMs, concurrency, spec.maxOpsPerRound, spec.trackMemory ?? false);
           r.rounds.push(ops / seconds);
+          if (ops > 0) r.cpuPerOp.push(cpuMs / ops);
           r.peakRss = Math.max(r.peakRss, peakRssGrowth);
         } catch (err) {
           fail(r, `round ${round + 1}`, err);
@@ -302,6 +311,7 @@ export async function runCase(suite: string, spec: CaseSpec, defaults: RunOption
     if (r.result.skipped || r.result.failed || r.rounds.length === 0) continue;
     r.result.opsPerSec = median(r.rounds);
     r.result.roundOpsPerSec = r.rounds;
+    if (r.cpuPerOp.length > 0) r.result.cpuMsPerOp = median(r.cpuPerOp);
     r.result.operations = r.latencies.length;
     r.result.latencyMs = summarizeLatencies(r.latencies);
     if (spec.bytesPerOp !== undefined) r.result.mbPerSec = (r.result.opsPerSec * spec.bytesPerOp) / 1e6;
@@ -341,7 +351,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
  * `maxOps` started; the operations in flight at the deadline finish and count. Every
  * completed operation's latency is kept when `record`.
  */
-async function timedRound(r: Running, ms: number, concurrency: number, maxOps: number | undefined, trackMemory: boolean, record = true): Promise<{ ops: number; seconds: number; peakRssGrowth: number }> {
+async function timedRound(r: Running, ms: number, concurrency: number, maxOps: number | undefined, trackMemory: boolean, record = true): Promise<{ ops: number; seconds: number; cpuMs: number; peakRssGrowth: number }> {
   let startRss = 0;
   let peak = 0;
   let sampler: NodeJS.Timeout | undefined;
@@ -355,6 +365,7 @@ async function timedRound(r: Running, ms: number, concurrency: number, maxOps: n
   }
   let started = 0;
   let completed = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const deadline = t0 + ms;
   const worker = async () => {
@@ -375,7 +386,8 @@ async function timedRound(r: Running, ms: number, concurrency: number, maxOps: n
     if (sampler) clearInterval(sampler);
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { ops: completed, seconds, peakRssGrowth: Math.max(0, peak - startRss) };
+  const cpu = process.cpuUsage(cpu0);
+  return { ops: completed, seconds, cpuMs: (cpu.user + cpu.system) / 1000, peakRssGrowth: Math.max(0, peak - startRss) };
 }
 
 /** Evaluates one target against the case's results (NOT MET, with the reason, when unmeasured). */

@@ -62,21 +62,40 @@ export function table(rows: string[][], indent = "  "): string {
     .join("\n");
 }
 
-function competitorRow(c: CompetitorResult, memory: boolean): string[] {
+/** Which optional columns a case's table has: results merged from older runs may lack CPU figures. */
+interface Columns {
+  cpu: boolean;
+  memory: boolean;
+}
+
+function columnsOf(result: CaseResult): Columns {
+  return {
+    cpu: result.competitors.some((c) => c.cpuMsPerOp !== undefined),
+    memory: result.competitors.some((c) => c.peakRssGrowthBytes !== undefined),
+  };
+}
+
+function headerRow(result: CaseResult, columns: Columns): string[] {
+  const header = ["competitor", "ops/s", "MB/s", "p50", "p99", `vs ${result.baseline ?? "baseline"}`];
+  if (columns.cpu) header.push("CPU/op");
+  if (columns.memory) header.push("peak RSS +");
+  return header;
+}
+
+function competitorRow(c: CompetitorResult, columns: Columns): string[] {
   if (c.skipped) return [c.name, `skipped: ${c.skipped}`];
   if (c.failed) return [c.name, `FAILED ${c.failed}`];
   const row = [c.name, formatOps(c.opsPerSec), formatMb(c.mbPerSec), formatMs(c.latencyMs?.p50 ?? NaN), formatMs(c.latencyMs?.p99 ?? NaN), formatRatio(c.ratio)];
-  if (memory) row.push(c.peakRssGrowthBytes === undefined ? "–" : formatBytes(c.peakRssGrowthBytes));
+  if (columns.cpu) row.push(c.cpuMsPerOp === undefined ? "–" : formatMs(c.cpuMsPerOp));
+  if (columns.memory) row.push(c.peakRssGrowthBytes === undefined ? "–" : formatBytes(c.peakRssGrowthBytes));
   return row;
 }
 
 /** The console block of one case: heading, table, targets, note. */
 export function formatCase(result: CaseResult): string {
-  const memory = result.competitors.some((c) => c.peakRssGrowthBytes !== undefined);
-  const header = ["competitor", "ops/s", "MB/s", "p50", "p99", `vs ${result.baseline ?? "baseline"}`];
-  if (memory) header.push("peak RSS +");
+  const columns = columnsOf(result);
   const measured = result.competitors.filter((c) => !c.skipped && !c.failed);
-  const rows = [header, ...measured.map((c) => competitorRow(c, memory))];
+  const rows = [headerRow(result, columns), ...measured.map((c) => competitorRow(c, columns))];
   const size = result.bytesPerOp !== undefined ? `, ${formatBytes(result.bytesPerOp)}/op` : "";
   const lines = [`\n${result.suite} · ${result.name}  (concurrency ${result.concurrency}${size}, median of ${result.rounds} rounds × ${result.roundMs} ms)`, table(rows)];
   // Competitors that did not run go below the table, so a long reason does not stretch its columns.
@@ -128,12 +147,10 @@ function mdTable(rows: string[][]): string {
 export function markdownCases(cases: CaseResult[]): string {
   const out: string[] = [];
   for (const c of cases) {
-    const memory = c.competitors.some((x) => x.peakRssGrowthBytes !== undefined);
-    const header = ["competitor", "ops/s", "MB/s", "p50", "p99", `vs ${c.baseline ?? "baseline"}`];
-    if (memory) header.push("peak RSS +");
+    const columns = columnsOf(c);
     const size = c.bytesPerOp !== undefined ? `, ${formatBytes(c.bytesPerOp)}/op` : "";
     out.push(`#### ${c.name}\n\n_concurrency ${c.concurrency}${size}; median of ${c.rounds} rounds × ${c.roundMs} ms_\n`);
-    out.push(mdTable([header, ...c.competitors.map((x) => competitorRow(x, memory))]));
+    out.push(mdTable([headerRow(c, columns), ...c.competitors.map((x) => competitorRow(x, columns))]));
     if (c.targets.length) out.push("\n" + c.targets.map((t) => `- target ${t.issue}: ${t.description} — **${formatTargetValue(t)} ${t.met ? "MET" : "NOT MET"}**${t.reason ? ` (${t.reason})` : ""}`).join("\n"));
     if (c.note) out.push(`\n_${c.note}_`);
     out.push("");

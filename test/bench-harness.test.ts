@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { median, percentile, ratio, summarizeLatencies } from "../src/cli/bench-stats.js";
 import { checkTarget, formatBytes, runCase, type CompetitorResult } from "../bench/harness.js";
 import { escapeXml, formatTick, makeScale, renderChart } from "../bench/svg.js";
+import { formatCase } from "../bench/report.js";
 
 describe("bench statistics", () => {
   it("computes medians and interpolated percentiles", () => {
@@ -74,6 +75,33 @@ describe("bench statistics", () => {
     assert.equal(fine?.roundOpsPerSec?.length, 2);
     assert.match(broken?.failed ?? "", /warm-up: boom/);
     assert.equal(absent?.skipped, "not installed");
+  });
+
+  it("measures the process's CPU time per operation apart from its wall time", async () => {
+    // Spins until this process has used `ms` of CPU (not wall time: a loaded machine may
+    // deschedule it).
+    const spin = (ms: number) => {
+      const start = process.cpuUsage();
+      for (;;) {
+        const used = process.cpuUsage(start);
+        if ((used.user + used.system) / 1000 >= ms) return;
+      }
+    };
+    const result = await runCase("t", {
+      name: "cpu",
+      rounds: 3,
+      roundMs: 30,
+      warmupMs: 1,
+      competitors: [
+        { name: "busy", op: async () => spin(2) },
+        { name: "waiting", op: () => new Promise((resolve) => setTimeout(resolve, 5)) },
+      ],
+    }, { quick: true, rounds: 3, roundMs: 30, warmupMs: 1 });
+    const [busy, waiting] = result.competitors;
+    // The process's other threads (GC, compiler) add to both; the spin's 2 ms must show as the difference.
+    assert.ok((busy?.cpuMsPerOp ?? 0) >= 2, `busy: ${busy?.cpuMsPerOp} ms CPU per 2 ms spin`);
+    assert.ok((waiting?.cpuMsPerOp ?? Infinity) <= (busy?.cpuMsPerOp ?? 0) - 1, `waiting: ${waiting?.cpuMsPerOp} ms CPU per 5 ms wait, busy ${busy?.cpuMsPerOp}`);
+    assert.match(formatCase(result), /CPU\/op/);
   });
 
   it("formats sizes", () => {
