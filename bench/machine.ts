@@ -8,6 +8,11 @@ import { createRequire } from "node:module";
 
 export interface MachineDescription {
   cpuModel: string;
+  /**
+   * Every CPU model of the runs merged into one results file (`--merge`), when they differ:
+   * the rows of a merged file may come from different machines of the same size.
+   */
+  cpuModels?: string[];
   cpuCount: number;
   memoryBytes: number;
   os: string;

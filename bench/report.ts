@@ -168,6 +168,7 @@ export function markdownTargets(cases: CaseResult[]): string {
 export function markdownMachine(m: MachineDescription): string {
   const rows = [
     ["CPU", `${m.cpuModel} × ${m.cpuCount}`],
+    ...(m.cpuModels ? [["CPUs of the merged runs (same size, another machine each)", m.cpuModels.join("; ")]] : []),
     ["memory", formatBytes(m.memoryBytes)],
     ["OS", m.os],
     ["Node", m.node],

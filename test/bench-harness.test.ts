@@ -1,11 +1,16 @@
 // The benchmark harness's arithmetic and drawing (not timing): statistics on known inputs,
 // ratios and target verdicts, and the SVG charts being well-formed documents.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { median, percentile, ratio, summarizeLatencies } from "../src/cli/bench-stats.js";
-import { checkTarget, formatBytes, runCase, type CompetitorResult } from "../bench/harness.js";
+import { checkTarget, formatBytes, runCase, type CaseResult, type CompetitorResult } from "../bench/harness.js";
+import type { MachineDescription } from "../bench/machine.js";
+import { mergeInto } from "../bench/merge.js";
 import { escapeXml, formatTick, makeScale, renderChart } from "../bench/svg.js";
-import { formatCase } from "../bench/report.js";
+import { formatCase, type BenchResults } from "../bench/report.js";
 
 describe("bench statistics", () => {
   it("computes medians and interpolated percentiles", () => {
@@ -124,6 +129,60 @@ function balanced(xml: string): boolean {
   }
   return stack.length === 0;
 }
+
+describe("bench results merge", () => {
+  const machine = (cpuModel: string, servers: Record<string, string>): MachineDescription => ({
+    cpuModel,
+    cpuCount: 2,
+    memoryBytes: 1,
+    os: "linux",
+    node: "v20",
+    loadAverage: { start: 0, end: 0, max: 0 },
+    servers,
+    packages: {},
+  });
+  const caseOf = (suite: string, name: string, opsPerSec: number): CaseResult => ({
+    suite,
+    name,
+    at: "2026-01-01T00:00:00Z",
+    concurrency: 1,
+    rounds: 1,
+    roundMs: 1,
+    competitors: [{ name: "ours", opsPerSec }],
+    targets: [],
+  });
+  const results = (cpuModel: string, servers: Record<string, string>, cases: CaseResult[], command: string): BenchResults => ({
+    startedAt: "2026-01-01T00:00:00Z",
+    finishedAt: "2026-01-01T01:00:00Z",
+    command,
+    options: { quick: false, rounds: 1, roundMs: 1, warmupMs: 1 },
+    filter: [],
+    machine: machine(cpuModel, servers),
+    cases,
+    skippedCases: [],
+    charts: [],
+  });
+
+  it("replaces re-measured cases in place, keeps the rest, and remembers every machine the rows came from", () => {
+    const dir = mkdtempSync(join(tmpdir(), "stowage-bench-merge-"));
+    try {
+      const path = join(dir, "latest.json");
+      writeFileSync(path, JSON.stringify(results("AMD EPYC", { PostgreSQL: "15" }, [caseOf("nats", "get", 1), caseOf("s3", "get", 2)], "npm run bench")));
+      const merged = mergeInto(path, results("Intel Xeon", { s3rver: "3.7" }, [caseOf("s3", "get", 3), caseOf("s3", "put", 4)], "npm run bench -- s3 --merge"));
+      assert.deepEqual(merged.cases.map((c) => [c.suite, c.name, c.competitors[0]?.opsPerSec]), [["nats", "get", 1], ["s3", "get", 3], ["s3", "put", 4]]);
+      assert.equal(merged.command, "npm run bench; npm run bench -- s3 --merge");
+      assert.deepEqual(merged.machine.servers, { PostgreSQL: "15", s3rver: "3.7" });
+      assert.equal(merged.machine.cpuModel, "Intel Xeon");
+      assert.deepEqual(merged.machine.cpuModels, ["AMD EPYC", "Intel Xeon"]);
+      writeFileSync(path, JSON.stringify(merged));
+      const again = mergeInto(path, results("Intel Xeon", {}, [caseOf("s3", "put", 5)], "npm run bench -- s3 put --merge"));
+      assert.deepEqual(again.machine.cpuModels, ["AMD EPYC", "Intel Xeon"], "the list is kept and not repeated");
+      assert.equal(mergeInto(join(dir, "missing.json"), merged), merged, "a missing file merges into nothing");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("bench charts", () => {
   it("renders a well-formed SVG document with axes, series and legend", () => {
