@@ -8,7 +8,8 @@
  * (A,B,C, then B,C,A, …: interleaved, the starting competitor rotating so none always runs
  * first), each for a bounded time. It reports per competitor the median of the rounds' ops/s,
  * MB/s, p50/p99 latency over all timed operations, the ratio to the case's baseline, the
- * process's CPU time per operation, and optionally the peak RSS growth; it checks the targets the issues name (MET / NOT MET).
+ * process's CPU time per operation, and optionally the peak RSS growth; it checks the targets
+ * the issues name (MET / NOT MET).
  *
  * @example
  * // bench/layers.bench.ts
