@@ -47,9 +47,11 @@ export type Statements = ReturnType<typeof buildStatements>;
 export function buildStatements(n: TableNames, o: StatementOptions) {
   const next = `nextval(${n.sequenceLiteral})`;
   const setLatest = "size = EXCLUDED.size, modified = EXCLUDED.modified, metadata = EXCLUDED.metadata, data = EXCLUDED.data, chunks = EXCLUDED.chunks";
+  /** `data` when `size` is small, else NULL. */
+  const ifSmall = (data: string, size: string) => `CASE WHEN ${size} <= ${o.smallBytes} THEN ${data} END`;
   // With versions on, a large value's bytes go to the history row only (the main row points
   // at it by version): a put writes them once.
-  const mainData = (data: string, size: string) => (o.versions ? `CASE WHEN ${size} <= ${o.smallBytes} THEN ${data} END` : data);
+  const mainData = (data: string, size: string) => (o.versions ? ifSmall(data, size) : data);
   // The version is drawn again in DO UPDATE: evaluated under the row lock, so versions of one
   // key grow in the order the writes take effect, even when writers race.
   const upsertOne = `INSERT INTO ${n.main} AS m (key, version, size, modified, metadata, data, chunks)
@@ -72,7 +74,7 @@ export function buildStatements(n: TableNames, o: StatementOptions) {
 
   // What a read needs of a row: small bytes inline; where larger ones are (`inline`: in this
   // row's data, `chunks` > 0: chunk rows, else the history row of `version`) to COPY them.
-  const valueColumns = `CASE WHEN size <= ${o.smallBytes} THEN data END AS data, data IS NOT NULL AS inline, chunks, version::text AS version, size::float8 AS size`;
+  const valueColumns = `${ifSmall("data", "size")} AS data, data IS NOT NULL AS inline, chunks, version::text AS version, size::float8 AS size`;
 
   const keyRange = (lower: ">=" | ">", upper: boolean) =>
     statement(`SELECT key FROM ${n.main} WHERE key ${lower} $1${upper ? " AND key < $2" : ""} ORDER BY key LIMIT $${upper ? 3 : 2}`);
@@ -105,7 +107,7 @@ export function buildStatements(n: TableNames, o: StatementOptions) {
     putChunk: statement(`INSERT INTO ${n.chunks} (key, version, seq, bytes) VALUES ($1, $2::bigint, $3::int, $4::bytea)`),
     // The hot path asks for a small value's bytes and nothing else (each further column costs
     // 2-5% of a 1 KiB read); `head` then says where a larger value's bytes are.
-    get: statement(`SELECT CASE WHEN size <= ${o.smallBytes} THEN data END AS data FROM ${n.main} WHERE key = $1`),
+    get: statement(`SELECT ${ifSmall("data", "size")} AS data FROM ${n.main} WHERE key = $1`),
     head: statement(`SELECT ${valueColumns} FROM ${n.main} WHERE key = $1`),
     getVersion: statement(`SELECT ${valueColumns}, deleted FROM ${n.versions} WHERE key = $1 AND version = $2::bigint`),
     getMany: statement(`SELECT key, ${valueColumns} FROM ${n.main} WHERE key = ANY($1::text[])`),
