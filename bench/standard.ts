@@ -5,6 +5,7 @@
  * adapters and calls {@link standardCases}; the cases and their key layouts are the same for
  * every backend, so figures compare across backends.
  */
+import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
 import { KiB, MiB, type BenchContext, type CaseSpec, type Competitor, type Target } from "./harness.js";
 import type { Store } from "../src/types.js";
@@ -61,6 +62,11 @@ export interface StandardOptions {
   without?: Record<string, string>;
   /** Operations in flight for the concurrency cases (default 64). */
   concurrency?: number;
+  /**
+   * Also run `put 1 MiB incompressible` (random bytes), for backends that compress: the
+   * standard values are a repeating pattern that lz4 shrinks ~100×, images and video are not.
+   */
+  incompressible?: boolean;
   /**
    * Round length of the timed cases (default the suite's 300 ms). Servers whose operations take
    * milliseconds and vary (s3rver writes files, PostgreSQL commits wait for fsync) need longer
@@ -183,6 +189,17 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
         op: (i) => a.get(`bench/get${label.replace(" ", "")}/k${i % keys}`),
       })),
     }));
+  }
+
+  if (options.incompressible) {
+    await run("put 1 MiB incompressible", () => {
+      const values = Array.from({ length: 20 }, () => randomBytes(MiB));
+      return {
+        bytesPerOp: MiB,
+        note: "random bytes: no compression helps any competitor",
+        competitors: adapters.map((a) => competitor(a, { op: (i) => a.put(`bench/putrandom/k${i % values.length}`, values[i % values.length]!) })),
+      };
+    });
   }
 
   const streamBytes = options.streamBytes ?? 64 * MiB;

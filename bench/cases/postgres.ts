@@ -3,7 +3,6 @@
  * versions off) against raw `pg` with prepared statements on a `COLLATE "C"` key, keyv with
  * `@keyv/postgres`, and OpenDAL's postgresql service, each in its own tables of one database.
  */
-import { randomBytes } from "node:crypto";
 import pg from "pg";
 import KeyvPostgres from "@keyv/postgres";
 import Keyv from "keyv";
@@ -11,7 +10,7 @@ import { Operator } from "opendal";
 import { prefixUpperBound } from "../../src/keys.js";
 import { openStore } from "../../src/open.js";
 import type { Store } from "../../src/types.js";
-import { defineSuite, MiB, type Target } from "../harness.js";
+import { defineSuite, type Target } from "../harness.js";
 import { keyvAdapter, opendalAdapter } from "../peers.js";
 import { standardCases, storeAdapter, type Adapter } from "../standard.js";
 
@@ -108,29 +107,16 @@ export default defineSuite("postgres", async (b) => {
       roundMs: b.scale(1000, 300),
       baselines: { "put 64 MiB streamed": OURS, "get 64 MiB streamed": OURS },
       list: { total: b.scale(100_000, 10_000), matching: 1000, label: listLabel },
+      incompressible: true,
       targets: {
         "put 1 KiB": vsRawAndPeers(true),
         "get 1 KiB": vsRawAndPeers(true),
         "put 1 MiB": vsRawAndPeers(true),
+        "put 1 MiB incompressible": vsRawAndPeers(true),
         "get 1 MiB": vsRawAndPeers(true),
         [listLabel]: vsRawAndPeers(false),
       },
     });
-    // The standard cases' values are a repeating pattern, which lz4 shrinks ~100×; images and
-    // video are already compressed, so this case measures the write path without that help.
-    const incompressible = "put 1 MiB incompressible";
-    if (b.wants(incompressible)) {
-      const values = Array.from({ length: 20 }, () => randomBytes(MiB));
-      await b.run({
-        name: incompressible,
-        bytesPerOp: MiB,
-        baseline: RAW,
-        roundMs: b.scale(1000, 300),
-        competitors: adapters.map((a) => ({ name: a.name, op: (i: number) => a.put(`bench/putrandom/k${i % values.length}`, values[i % values.length]!), ...(a.skip && { skip: a.skip }) })),
-        targets: vsRawAndPeers(true),
-        note: "random bytes: no compression helps any competitor",
-      });
-    }
   } finally {
     for (const store of stores) await store.close().catch(() => undefined);
     await keyv?.disconnect().catch(() => undefined);
