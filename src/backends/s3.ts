@@ -18,6 +18,7 @@ import type { OpenStoreOptions, StoreUrl } from "../open.js";
 import { BaseStore, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
 import { mapLimit } from "../internal/concurrency.js";
 import { optionsFromUrl, resolveS3Config, sendOptions, type ResolvedS3Config, type S3StoreOptions } from "./s3/config.js";
+import { DirectRequests, NO_SUCH_KEY, USE_SDK } from "./s3/direct.js";
 import { classifyS3Error } from "./s3/errors.js";
 import { decodeMetadata, encodeMetadata, S3_METADATA_LIMIT } from "./s3/metadata.js";
 import { uploadBuffer, uploadStream, type MultipartOptions } from "./s3/multipart.js";
@@ -62,14 +63,17 @@ export class S3Store extends BaseStore {
   readonly #ownsClient: boolean;
   readonly #config: ResolvedS3Config;
   readonly #prefixBytes: number;
+  /** Object requests without the SDK's middleware (see direct.ts), for clients the store made. */
+  readonly #direct: DirectRequests | undefined;
 
   /**
    * Use {@link S3Store.open}, which also finds out whether the bucket keeps versions.
    * `ownsClient`: close() destroys the client (true only for clients the store created).
    */
-  constructor(config: ResolvedS3Config, state: { client: S3Client; ownsClient: boolean; versions: boolean }) {
+  constructor(config: ResolvedS3Config, state: { client: S3Client; ownsClient: boolean; versions: boolean; direct?: DirectRequests }) {
     super();
     const { client, ownsClient, versions } = state;
+    this.#direct = state.direct;
     this.#config = config;
     this.bucket = config.bucket;
     this.prefix = config.prefix;
@@ -98,9 +102,11 @@ export class S3Store extends BaseStore {
   static async open(options: S3StoreOptions): Promise<S3Store> {
     const config = resolveS3Config(options);
     const client = options.client ?? new S3Client(config.clientConfig);
+    // Attached before the client's first request: it learns the endpoint from the first object request.
+    const direct = !options.client && config.directRequests ? new DirectRequests(client, config.bucket) : undefined;
     try {
       const versions = config.versioning === "auto" ? await bucketVersioning(client, config.bucket) : config.versioning;
-      return new S3Store(config, { client, ownsClient: options.client === undefined, versions });
+      return new S3Store(config, { client, ownsClient: options.client === undefined, versions, direct });
     } catch (err) {
       if (!options.client) client.destroy();
       throw classifyS3Error(err, { op: "open", key: undefined, bucket: config.bucket });
@@ -114,6 +120,7 @@ export class S3Store extends BaseStore {
   protected async _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
     const params = this.#putParams(key, options.metadata, "put");
     if (data.byteLength <= this.#config.partSize) {
+      if (this.#direct?.active && (await this.#direct.put(params.Key as string, data, params.Metadata ?? {}, options.signal))) return;
       await this.#client.send(new PutObjectCommand({ ...params, Body: data, ContentLength: data.byteLength }), sendOptions(options.signal));
       return;
     }
@@ -137,6 +144,11 @@ export class S3Store extends BaseStore {
   }
 
   protected async _get(key: string, options: GetOptions): Promise<Uint8Array> {
+    if (this.#direct?.active && options.version === undefined) {
+      const data = await this.#direct.get(this.#objectKey(key, "get"), options.signal);
+      if (data === NO_SUCH_KEY) throw new StorageError("not_found", "no value at this key", { op: "get", key });
+      if (data !== USE_SDK) return data;
+    }
     const body = await this.#getBody(key, options, "get");
     return body.transformToByteArray();
   }
@@ -183,7 +195,9 @@ export class S3Store extends BaseStore {
   }
 
   protected async _delete(key: string, options: OperationOptions): Promise<void> {
-    await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, "delete") }), sendOptions(options.signal));
+    const objectKey = this.#objectKey(key, "delete");
+    if (this.#direct?.active && (await this.#direct.delete(objectKey, options.signal))) return;
+    await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }), sendOptions(options.signal));
   }
 
   protected override async _deleteMany(keys: string[], options: OperationOptions): Promise<void> {

@@ -1,0 +1,217 @@
+/**
+ * Direct object requests: GetObject, PutObject and DeleteObject of one object, sent without the
+ * SDK's per-command middleware stack (serde schemas, endpoint rules, retry bookkeeping), which
+ * costs about twice the request itself on small objects (measured against s3rver: 1 KiB get
+ * 0.42 → 0.17 ms of client CPU).
+ *
+ * Everything else still comes from the SDK client: the endpoint it resolved (captured from the
+ * client's first object request, so virtual-hosted, path-style, FIPS or dual-stack come out as
+ * the SDK decided), its credentials provider, its clock-skew correction and its HTTP handler; the
+ * request is signed with `@smithy/signature-v4`, the SDK's own signer. Only the expected answers
+ * are handled here (2xx, and 404 NoSuchKey on a get): every other answer or failure returns
+ * {@link USE_SDK}, and the caller sends the request again through the SDK, which owns retries,
+ * redirects, skew correction and error parsing.
+ */
+import type { Readable } from "node:stream";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { SignatureV4 } from "@smithy/signature-v4";
+import type { HttpRequest } from "@smithy/types";
+
+/** The answer "send this request through the SDK instead". */
+export const USE_SDK = Symbol("use the SDK");
+/** A get's answer "no object at this key" (404 NoSuchKey). */
+export const NO_SUCH_KEY = Symbol("no such key");
+
+/** Where object requests go, learnt from the SDK. */
+interface Target {
+  protocol: string;
+  hostname: string;
+  port: number | undefined;
+  host: string;
+  /** The path before the key: `/bucket` (path-style) or `` (virtual-hosted). */
+  basePath: string;
+  signer: SignatureV4;
+}
+
+interface AuthScheme {
+  name?: string;
+  signingName?: string;
+  signingRegion?: string;
+  disableDoubleEncoding?: boolean;
+}
+
+const OBJECT_COMMANDS = new Set(["GetObjectCommand", "PutObjectCommand", "DeleteObjectCommand", "HeadObjectCommand"]);
+/** Error bodies are a few hundred bytes of XML; more than this is not an S3 error document. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** A key as the SDK puts it in a URL path: each `/`-separated segment RFC 3986-encoded. */
+export function escapeKey(key: string): string {
+  return key
+    .split("/")
+    .map((segment) => encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
+    .join("/");
+}
+
+/**
+ * Direct requests for the objects of `bucket` through `client`. Attach it before the client's
+ * first request (it adds a middleware that watches for the first object request); until that
+ * request has gone through the SDK, every method answers {@link USE_SDK}.
+ */
+export class DirectRequests {
+  #target: Target | undefined;
+  readonly #client: S3Client;
+
+  constructor(client: S3Client, bucket: string) {
+    this.#client = client;
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        if (this.#target === undefined && OBJECT_COMMANDS.has(context.commandName ?? "")) {
+          const input = args.input as { Bucket?: string; Key?: string; VersionId?: string };
+          if (input.Bucket === bucket && input.Key !== undefined && input.VersionId === undefined) {
+            this.#target = this.#targetOf(args.request as HttpRequest, input.Key, context.endpointV2?.properties?.authSchemes);
+          }
+        }
+        return next(args);
+      },
+      { step: "build", name: "stowageDirectTarget", override: true },
+    );
+  }
+
+  /** Whether direct requests are being sent (the endpoint is known and signed with SigV4). */
+  get active(): boolean {
+    return this.#target !== undefined;
+  }
+
+  /** The object's bytes, {@link NO_SUCH_KEY}, or {@link USE_SDK}. */
+  async get(objectKey: string, signal: AbortSignal | undefined): Promise<Uint8Array | typeof NO_SUCH_KEY | typeof USE_SDK> {
+    const response = await this.#send("GET", objectKey, {}, undefined, signal);
+    if (response === USE_SDK) return USE_SDK;
+    const { statusCode, headers, body } = response;
+    if (statusCode === 200) {
+      const length = headers["content-length"] === undefined ? undefined : Number(headers["content-length"]);
+      const data = await readAll(body, length, Infinity).catch((err: unknown) => {
+        if (signal?.aborted) throw err;
+        return undefined; // a connection cut mid-body: the SDK tries again
+      });
+      return data === undefined || (length !== undefined && data.byteLength !== length) ? USE_SDK : data;
+    }
+    if (statusCode === 404) {
+      const xml = await readAll(body, undefined, MAX_ERROR_BODY).catch(() => undefined);
+      if (xml && /<Code>NoSuchKey<\/Code>/.test(Buffer.from(xml.buffer, xml.byteOffset, xml.byteLength).toString("utf8"))) return NO_SUCH_KEY;
+      return USE_SDK;
+    }
+    body.destroy();
+    return USE_SDK;
+  }
+
+  /** Writes the object; false: send it through the SDK. `metadata` as `x-amz-meta-*` values. */
+  async put(objectKey: string, data: Uint8Array, metadata: Record<string, string>, signal: AbortSignal | undefined): Promise<boolean> {
+    const headers: Record<string, string> = { "content-type": "application/octet-stream", "content-length": String(data.byteLength) };
+    for (const [name, value] of Object.entries(metadata)) headers[`x-amz-meta-${name}`] = value;
+    return this.#succeeded(await this.#send("PUT", objectKey, headers, data, signal));
+  }
+
+  /** Deletes the object (or adds a delete marker); false: send it through the SDK. */
+  async delete(objectKey: string, signal: AbortSignal | undefined): Promise<boolean> {
+    return this.#succeeded(await this.#send("DELETE", objectKey, {}, undefined, signal));
+  }
+
+  async #succeeded(response: Response | typeof USE_SDK): Promise<boolean> {
+    if (response === USE_SDK) return false;
+    const ok = response.statusCode >= 200 && response.statusCode < 300;
+    // Drained, not destroyed: the connection goes back to the pool.
+    await readAll(response.body, undefined, MAX_ERROR_BODY).catch(() => undefined);
+    return ok;
+  }
+
+  async #send(method: string, objectKey: string, headers: Record<string, string>, body: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<Response | typeof USE_SDK> {
+    const target = this.#target;
+    if (!target) return USE_SDK;
+    const config = this.#client.config;
+    try {
+      const request: HttpRequest = {
+        method,
+        protocol: target.protocol,
+        hostname: target.hostname,
+        port: target.port,
+        path: `${target.basePath}/${escapeKey(objectKey)}`,
+        query: {},
+        headers: { host: target.host, ...headers },
+        body,
+      };
+      const signed = await target.signer.sign(request, { signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)) });
+      const { response } = await config.requestHandler.handle(signed, signal ? { abortSignal: signal } : {});
+      return response as Response;
+    } catch (err) {
+      // An abort is the caller's answer; anything else (a reset pooled connection…) the SDK retries.
+      if (signal?.aborted) throw err;
+      return USE_SDK;
+    }
+  }
+
+  #targetOf(request: HttpRequest, key: string, schemes: unknown): Target | undefined {
+    const scheme = (Array.isArray(schemes) ? schemes[0] : undefined) as AuthScheme | undefined;
+    // Other schemes (SigV4a for multi-region access points, S3 Express sessions) stay with the SDK.
+    if (scheme?.name !== "sigv4" || !scheme.signingRegion) return undefined;
+    const suffix = `/${escapeKey(key)}`;
+    if (!request.path.endsWith(suffix)) return undefined;
+    const config = this.#client.config;
+    const port = request.port;
+    return {
+      protocol: request.protocol,
+      hostname: request.hostname,
+      port,
+      host: port === undefined ? request.hostname : `${request.hostname}:${port}`,
+      basePath: request.path.slice(0, -suffix.length),
+      signer: new SignatureV4({
+        credentials: config.credentials,
+        region: scheme.signingRegion,
+        service: scheme.signingName ?? "s3",
+        sha256: config.sha256,
+        uriEscapePath: scheme.disableDoubleEncoding !== true,
+      }),
+    };
+  }
+}
+
+/** What the SDK's HTTP handler answers on Node. */
+interface Response {
+  statusCode: number;
+  headers: Record<string, string | undefined>;
+  body: Readable;
+}
+
+/**
+ * Reads a whole body into a plain Uint8Array of its own (as the SDK returns; a Buffer from
+ * Node's pool would expose the pool through `.buffer`). Rejects past `limit` bytes.
+ */
+function readAll(body: Readable, length: number | undefined, limit: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const sized = length !== undefined && Number.isSafeInteger(length) && length >= 0 && length <= limit;
+    let whole = sized ? new Uint8Array(length) : undefined;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    body.on("data", (chunk: Buffer) => {
+      if (whole && received + chunk.byteLength <= whole.byteLength) whole.set(chunk, received);
+      else {
+        // Longer than announced: keep everything and let the caller compare lengths.
+        if (whole) chunks.push(Buffer.from(whole.subarray(0, received)));
+        whole = undefined;
+        chunks.push(chunk);
+      }
+      received += chunk.byteLength;
+      if (received > limit) body.destroy(new Error(`body over ${limit} bytes`));
+    });
+    body.once("error", reject);
+    body.once("end", () => {
+      if (whole) return resolve(received === whole.byteLength ? whole : whole.slice(0, received));
+      const out = new Uint8Array(received);
+      let offset = 0;
+      for (const chunk of chunks) {
+        out.set(chunk, offset);
+        offset += chunk.byteLength;
+      }
+      resolve(out);
+    });
+  });
+}

@@ -1,0 +1,196 @@
+/**
+ * Direct object requests (src/backends/s3/direct.ts) against s3rver: which requests skip the
+ * SDK's middleware, that they store and return the same bytes and metadata, and that every
+ * failure is re-sent through the SDK and classified as before. A recording request handler
+ * tells the two paths apart: the SDK puts an `amz-sdk-invocation-id` header on every request,
+ * direct requests do not.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { HttpHandlerOptions } from "@smithy/types";
+import { openStore } from "../src/open.js";
+import type { S3Store } from "../src/backends/s3.js";
+import { escapeKey } from "../src/backends/s3/direct.js";
+import { assertKind, patterned, text } from "../src/testing/helpers.js";
+import { adminClient, createBucket, deleteBucket, sharedS3Server, storeUrl, uniqueBucket, type S3ServerHandle } from "./fixtures/s3.js";
+
+type HttpRequest = Parameters<NodeHttpHandler["handle"]>[0];
+
+interface Seen {
+  method: string;
+  path: string;
+  viaSdk: boolean;
+}
+
+/** The SDK's Node handler, recording each request and failing the ones `fail` picks. */
+class RecordingHandler extends NodeHttpHandler {
+  readonly seen: Seen[] = [];
+  fail: ((request: HttpRequest, viaSdk: boolean) => Error | undefined) | undefined;
+
+  override async handle(request: HttpRequest, options?: HttpHandlerOptions) {
+    const viaSdk = request.headers["amz-sdk-invocation-id"] !== undefined;
+    this.seen.push({ method: request.method, path: request.path, viaSdk });
+    const failure = this.fail?.(request, viaSdk);
+    if (failure) throw failure;
+    return super.handle(request, options);
+  }
+
+  /** What was sent since the last call. */
+  take(): Seen[] {
+    return this.seen.splice(0);
+  }
+}
+
+/** Requests as "METHOD sdk|direct" lines, for compact assertions. */
+function paths(seen: Seen[]): string[] {
+  return seen.map((s) => `${s.method} ${s.viaSdk ? "sdk" : "direct"}`);
+}
+
+const KEYS = ["plain", "with space/and ü", "odd !'()*+%&=?#;,@$[]~", "dots/.x/..y/z.", "emoji/🦆"];
+
+describe("s3 direct object requests (s3rver)", () => {
+  let server: S3ServerHandle;
+  const buckets: string[] = [];
+  const open = async (s3: Record<string, unknown> = {}, prefix = "") => {
+    const handler = new RecordingHandler();
+    const bucket = uniqueBucket("direct");
+    await createBucket(bucket, { server });
+    buckets.push(bucket);
+    const store = (await openStore(storeUrl(server, bucket, prefix), { s3: { ...s3, clientConfig: { requestHandler: handler } } })) as S3Store;
+    return { store, handler, bucket };
+  };
+
+  before(async () => {
+    server = await sharedS3Server();
+  });
+  after(async () => {
+    for (const bucket of buckets) await deleteBucket(bucket, { server }).catch(() => undefined);
+    await server.stop(); // a no-op for S3_ENDPOINT
+  });
+
+  it("escapes keys in URL paths exactly as the SDK does", async () => {
+    const client = new S3Client({ region: "us-east-1", endpoint: "http://127.0.0.1:9", forcePathStyle: true, credentials: { accessKeyId: "a", secretAccessKey: "b" } });
+    const stop = new Error("captured");
+    let path = "";
+    client.middlewareStack.add(
+      (_next, _context) => async (args) => {
+        path = (args.request as HttpRequest).path;
+        throw stop;
+      },
+      { step: "build", name: "capturePath" },
+    );
+    try {
+      for (const key of [...KEYS, "a//b", "/lead", "trail/", "tab\tnewline\n", "\u{10ffff}", "percent%2F"]) {
+        await assert.rejects(client.send(new GetObjectCommand({ Bucket: "bucket", Key: key })), (err) => err === stop);
+        assert.equal(path, `/bucket/${escapeKey(key)}`, JSON.stringify(key));
+      }
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it("after the first object request, puts, gets and deletes skip the SDK, byte-exact, with metadata", async () => {
+    const { store, handler } = await open();
+    try {
+      assert.deepEqual(paths(handler.take()), ["GET sdk"], "open asks the bucket's versioning through the SDK");
+      await store.put("first", text("learns the endpoint"));
+      assert.deepEqual(paths(handler.take()), ["PUT sdk"]);
+
+      const values = [new Uint8Array(0), patterned(1024, 1), patterned(1024 * 1024 + 7, 2)];
+      for (const [i, key] of KEYS.entries()) {
+        const data = values[i % values.length] as Uint8Array;
+        await store.put(key, data, { metadata: { note: `héllo ${i}`, plain: "x" } });
+        assert.deepEqual(await store.get(key), data, key);
+        assert.deepEqual((await store.stat(key)).metadata, { note: `héllo ${i}`, plain: "x" }, key);
+      }
+      assert.deepEqual(paths(handler.take()), KEYS.flatMap(() => ["PUT direct", "GET direct", "HEAD sdk"]));
+      assert.deepEqual((await store.list("")).sort(), ["first", ...KEYS].sort());
+
+      await assertKind(store.get("missing"), "not_found");
+      assert.deepEqual(await store.getMany(["plain", "missing"]), [values[0], undefined]);
+      for (const key of KEYS) await store.delete(key);
+      await store.delete("never-there");
+      handler.take();
+      for (const key of KEYS) await assertKind(store.get(key), "not_found");
+      assert.deepEqual(paths(handler.take()), KEYS.map(() => "GET direct"), "a missing key is answered without the SDK");
+      assert.deepEqual(await store.list(""), ["first"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("under a prefix, direct requests address prefix + key", async () => {
+    const { store, handler, bucket } = await open({}, "tenant/a");
+    const admin = adminClient(server); // cached per server: not destroyed here
+    try {
+      await store.put("k0", text("zero"));
+      await store.put("sub/k1", text("one"));
+      assert.deepEqual(paths(handler.take()).slice(-2), ["PUT sdk", "PUT direct"]);
+      const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: "tenant/a/sub/k1" }));
+      assert.equal(head.ContentLength, 3);
+      assert.deepEqual(await store.get("sub/k1"), text("one"));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("re-sends through the SDK what fails directly: a dropped connection, then a missing bucket (fatal)", async () => {
+    const { store, handler, bucket } = await open({ versioning: false });
+    try {
+      await store.put("k", text("v"));
+      handler.fail = (_request, viaSdk) => (viaSdk ? undefined : Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+      await store.put("k2", text("v2"));
+      assert.deepEqual(await store.get("k2"), text("v2"));
+      await store.delete("k2");
+      assert.deepEqual(paths(handler.take()).slice(1), ["PUT direct", "PUT sdk", "GET direct", "GET sdk", "DELETE direct", "DELETE sdk"]);
+
+      handler.fail = undefined;
+      await deleteBucket(bucket, { server });
+      const err = await assertKind(store.get("k"), "fatal");
+      assert.match(err.message, /does not exist/);
+      assert.deepEqual(paths(handler.take()), ["GET direct", "GET sdk"], "404 NoSuchBucket is not a missing key: the SDK classifies it");
+      await assertKind(store.put("k", text("again")), "fatal");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("an abort during a direct request rejects with the reason and sends nothing more", async () => {
+    const { store, handler } = await open();
+    try {
+      await store.put("k", patterned(256 * 1024, 3));
+      handler.take();
+      for (const op of [(signal: AbortSignal) => store.get("k", { signal }), (signal: AbortSignal) => store.put("k2", patterned(256 * 1024, 4), { signal })]) {
+        const controller = new AbortController();
+        const reason = new Error("enough");
+        const pending = op(controller.signal);
+        controller.abort(reason);
+        await assert.rejects(pending, (err) => err === reason);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.ok(handler.take().every((s) => !s.viaSdk), "no SDK re-send after an abort");
+      assert.deepEqual(await store.get("k"), patterned(256 * 1024, 3));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("every request goes through the SDK with directRequests=false or the SDK's own checksums", async () => {
+    for (const s3 of [{ directRequests: false }, { checksums: "WHEN_SUPPORTED" }]) {
+      const { store, handler } = await open(s3);
+      try {
+        for (let i = 0; i < 3; i++) {
+          await store.put(`k${i}`, text(`v${i}`));
+          assert.deepEqual(await store.get(`k${i}`), text(`v${i}`));
+          await store.delete(`k${i}`);
+        }
+        assert.ok(handler.take().every((s) => s.viaSdk), JSON.stringify(s3));
+      } finally {
+        await store.close();
+      }
+    }
+    await assertKind(openStore(`${storeUrl(server, uniqueBucket())}&directRequests=perhaps`), "invalid");
+  });
+});
