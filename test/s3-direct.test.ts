@@ -130,6 +130,7 @@ describe("s3 direct object requests (s3rver)", () => {
       assert.deepEqual(paths(handler.take()).slice(-2), ["PUT sdk", "PUT direct"]);
       const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: "tenant/a/sub/k1" }));
       assert.equal(head.ContentLength, 3);
+      assert.equal(head.ContentType, "application/octet-stream", "as the SDK sends it");
       assert.deepEqual(await store.get("sub/k1"), text("one"));
     } finally {
       await store.close();
