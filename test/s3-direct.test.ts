@@ -121,6 +121,33 @@ describe("s3 direct object requests (s3rver)", () => {
     }
   });
 
+  it("lists pages directly: the same keys as through the SDK, across pages, XML-special characters included", async () => {
+    const { store, handler } = await open({ versioning: false });
+    const viaSdk = (await openStore(storeUrl(server, store.bucket), { s3: { versioning: false, directRequests: false } })) as S3Store;
+    try {
+      const keys = ["a&b", "a<b>", `q"uote'`, "sp ace", "ü/ñ", "emoji/🦆", "plus+", "pct%41", ...Array.from({ length: 1203 }, (_, i) => `many/${String(i).padStart(5, "0")}`)];
+      await store.putMany(keys.map((key) => ({ key, data: text(key) })));
+      handler.take();
+      const listed = await store.list("");
+      assert.deepEqual(listed, await viaSdk.list(""));
+      assert.deepEqual([...listed].sort(), [...keys].sort());
+      assert.deepEqual(paths(handler.take()), ["GET direct", "GET direct"], "two pages, both direct");
+      const page = await store.listPage("many/", { limit: 500, after: "many/00100" });
+      assert.deepEqual(page, await viaSdk.listPage("many/", { limit: 500, after: "many/00100" }));
+      assert.equal(page.keys[0], "many/00101");
+      assert.deepEqual(await store.list("a"), ["a&b", "a<b>"]);
+      assert.ok(handler.take().every((s) => !s.viaSdk));
+
+      handler.fail = (_request, sdk) => (sdk ? undefined : Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+      assert.deepEqual(await store.list("a"), ["a&b", "a<b>"]);
+      assert.deepEqual(paths(handler.take()), ["GET direct", "GET sdk"]);
+    } finally {
+      handler.fail = undefined;
+      await viaSdk.close();
+      await store.close();
+    }
+  });
+
   it("under a prefix, direct requests address prefix + key", async () => {
     const { store, handler, bucket } = await open({}, "tenant/a");
     const admin = adminClient(server); // cached per server: not destroyed here

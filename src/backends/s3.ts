@@ -9,7 +9,6 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
-  type ListObjectsV2CommandOutput,
   type PutObjectCommandInput,
 } from "@aws-sdk/client-s3";
 import { StorageError, type StorageOp } from "../errors.js";
@@ -20,6 +19,7 @@ import { mapLimit } from "../internal/concurrency.js";
 import { optionsFromUrl, resolveS3Config, sendOptions, type ResolvedS3Config, type S3StoreOptions } from "./s3/config.js";
 import { DirectRequests, NO_SUCH_KEY, USE_SDK } from "./s3/direct.js";
 import { classifyS3Error } from "./s3/errors.js";
+import type { ListedPage } from "./s3/listing.js";
 import { decodeMetadata, encodeMetadata, S3_METADATA_LIMIT } from "./s3/metadata.js";
 import { uploadBuffer, uploadStream, type MultipartOptions } from "./s3/multipart.js";
 import type { BatchEntry, Capabilities, GetOptions, ListPage, Metadata, ObjectInfo, OperationOptions, VersionInfo } from "../types.js";
@@ -242,7 +242,7 @@ export class S3Store extends BaseStore {
     do {
       const out = await this.#listObjects({ Prefix: this.prefix + prefix, ContinuationToken: token, MaxKeys: LIST_BATCH }, options.signal);
       keys.push(...this.#keysOf(out));
-      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      token = out.truncated ? out.nextContinuationToken : undefined;
     } while (token);
     return keys;
   }
@@ -261,24 +261,33 @@ export class S3Store extends BaseStore {
         options.signal,
       );
       keys.push(...this.#keysOf(out));
-      truncated = out.IsTruncated === true;
-      token = truncated ? out.NextContinuationToken : undefined;
+      truncated = out.truncated;
+      token = truncated ? out.nextContinuationToken : undefined;
     } while (token && keys.length < options.limit);
     return truncated && keys.length > 0 ? { keys, next: keys[keys.length - 1] } : { keys };
   }
 
-  async #listObjects(params: { Prefix: string; MaxKeys: number; ContinuationToken?: string; StartAfter?: string }, signal: AbortSignal | undefined): Promise<ListObjectsV2CommandOutput> {
+  async #listObjects(params: { Prefix: string; MaxKeys: number; ContinuationToken?: string; StartAfter?: string }, signal: AbortSignal | undefined): Promise<ListedPage> {
+    if (this.#direct?.active) {
+      const page = await this.#direct.list({ prefix: params.Prefix, maxKeys: params.MaxKeys, continuationToken: params.ContinuationToken, startAfter: params.StartAfter }, signal);
+      if (page !== USE_SDK) return page;
+    }
     // EncodingType=url: XML 1.0 cannot carry every character a key may hold (U+FFFE, U+FFFF).
-    return this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, EncodingType: "url", ...params }), sendOptions(signal));
+    const out = await this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, EncodingType: "url", ...params }), sendOptions(signal));
+    return {
+      keys: (out.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [object.Key])),
+      truncated: out.IsTruncated === true,
+      nextContinuationToken: out.NextContinuationToken,
+      encodingType: out.EncodingType,
+    };
   }
 
-  /** The store's keys in one listing response (decoded when the server url-encoded them). */
-  #keysOf(out: ListObjectsV2CommandOutput): string[] {
-    const encoded = out.EncodingType === "url";
+  /** The store's keys in one listing page (decoded when the server url-encoded them). */
+  #keysOf(page: ListedPage): string[] {
+    const encoded = page.encodingType === "url";
     const keys: string[] = [];
-    for (const object of out.Contents ?? []) {
-      if (object.Key === undefined) continue;
-      const key = encoded ? decodeListedKey(object.Key) : object.Key;
+    for (const listed of page.keys) {
+      const key = encoded ? decodeListedKey(listed) : listed;
       if (key.startsWith(this.prefix)) keys.push(key.slice(this.prefix.length));
     }
     return keys;
