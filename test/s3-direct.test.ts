@@ -8,6 +8,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { Readable } from "node:stream";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { HttpHandlerOptions } from "@smithy/types";
 import { openStore } from "../src/open.js";
@@ -202,6 +203,34 @@ describe("s3 direct object requests (s3rver)", () => {
       assert.deepEqual(await store.get("k"), patterned(256 * 1024, 3));
     } finally {
       await store.close();
+    }
+  });
+
+  it("signs the body's SHA-256 over HTTP, UNSIGNED-PAYLOAD over HTTPS (where TLS protects it)", async () => {
+    // A handler that answers every request itself: 200 with an empty body, no network.
+    class Answering extends RecordingHandler {
+      readonly payloadHashes: string[] = [];
+      override async handle(request: HttpRequest) {
+        this.seen.push({ method: request.method, path: request.path, viaSdk: request.headers["amz-sdk-invocation-id"] !== undefined });
+        this.payloadHashes.push(request.headers["x-amz-content-sha256"] ?? "");
+        return { response: { statusCode: 200, reason: "OK", headers: { etag: '"e"' }, body: Readable.from([]) } } as unknown as Awaited<ReturnType<NodeHttpHandler["handle"]>>;
+      }
+    }
+    const data = text("payload");
+    const sha = "239f59ed55e737c77147cf55ad0c1b030b6d7ee748a7426952f9b852d5a935e5";
+    for (const [endpoint, expected] of [["http://s3.test:9000", sha], ["https://s3.test", "UNSIGNED-PAYLOAD"]] as const) {
+      const handler = new Answering();
+      const url = `s3://bucket?${new URLSearchParams({ endpoint, region: "us-east-1", forcePathStyle: "true", versioning: "false" })}`;
+      const store = await openStore(url, { s3: { credentials: { accessKeyId: "a", secretAccessKey: "b" }, clientConfig: { requestHandler: handler } } });
+      try {
+        await store.put("k", data);
+        await store.put("k", data);
+        assert.deepEqual(paths(handler.take()), ["PUT sdk", "PUT direct"]);
+        assert.equal(handler.payloadHashes[1], expected, endpoint);
+        assert.equal(handler.payloadHashes[0], sha, "the SDK signs the body either way");
+      } finally {
+        await store.close();
+      }
     }
   });
 

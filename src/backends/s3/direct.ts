@@ -143,6 +143,9 @@ export class DirectRequests {
   /** Writes the object; false: send it through the SDK. `metadata` as `x-amz-meta-*` values. */
   async put(objectKey: string, data: Uint8Array, metadata: Record<string, string>, signal: AbortSignal | undefined): Promise<boolean> {
     const headers: Record<string, string> = { "content-type": "application/octet-stream", "content-length": String(data.byteLength) };
+    // Over TLS the body's integrity is TLS's job: hashing it for the signature (0.5 ms per MiB
+    // here) buys nothing. Over plain HTTP the signed SHA-256 is what protects it, as in the SDK.
+    if (this.#target?.protocol === "https:") headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
     for (const [name, value] of Object.entries(metadata)) headers[`x-amz-meta-${name}`] = value;
     return this.#succeeded(await this.#send("PUT", objectKey, headers, data, signal));
   }
