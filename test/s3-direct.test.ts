@@ -25,17 +25,33 @@ interface Seen {
   viaSdk: boolean;
 }
 
-/** The SDK's Node handler, recording each request and failing the ones `fail` picks. */
+type Handled = Awaited<ReturnType<NodeHttpHandler["handle"]>>;
+
+/**
+ * The SDK's Node handler, recording each request, failing the ones `fail` picks and cutting
+ * short the response bodies `cut` picks (the first 10 bytes, then the stream closes).
+ */
 class RecordingHandler extends NodeHttpHandler {
   readonly seen: Seen[] = [];
   fail: ((request: HttpRequest, viaSdk: boolean) => Error | undefined) | undefined;
+  cut: ((request: HttpRequest, viaSdk: boolean) => boolean) | undefined;
 
-  override async handle(request: HttpRequest, options?: HttpHandlerOptions) {
+  override async handle(request: HttpRequest, options?: HttpHandlerOptions): Promise<Handled> {
     const viaSdk = request.headers["amz-sdk-invocation-id"] !== undefined;
     this.seen.push({ method: request.method, path: request.path, viaSdk });
     const failure = this.fail?.(request, viaSdk);
     if (failure) throw failure;
-    return super.handle(request, options);
+    const handled = await super.handle(request, options);
+    if (!this.cut?.(request, viaSdk)) return handled;
+    const full = handled.response.body as Readable;
+    const short = new Readable({ read() {} });
+    full.once("data", (chunk: Buffer) => {
+      full.destroy();
+      short.push(chunk.subarray(0, 10));
+      setImmediate(() => short.destroy());
+    });
+    handled.response.body = short;
+    return handled;
   }
 
   /** What was sent since the last call. */
@@ -165,7 +181,7 @@ describe("s3 direct object requests (s3rver)", () => {
     }
   });
 
-  it("re-sends through the SDK what fails directly: a dropped connection, then a missing bucket (fatal)", async () => {
+  it("re-sends through the SDK what fails directly: a dropped connection, a body cut short, then a missing bucket (fatal)", async () => {
     const { store, handler, bucket } = await open({ versioning: false });
     try {
       await store.put("k", text("v"));
@@ -176,6 +192,12 @@ describe("s3 direct object requests (s3rver)", () => {
       assert.deepEqual(paths(handler.take()).slice(1), ["PUT direct", "PUT sdk", "GET direct", "GET sdk", "DELETE direct", "DELETE sdk"]);
 
       handler.fail = undefined;
+      await store.put("big", patterned(300_000, 5));
+      handler.cut = (request, viaSdk) => !viaSdk && request.method === "GET";
+      assert.deepEqual(await store.get("big"), patterned(300_000, 5), "a body cut short is fetched again");
+      assert.deepEqual(await store.list(""), ["big", "k"]);
+      assert.deepEqual(paths(handler.take()).slice(1), ["GET direct", "GET sdk", "GET direct", "GET sdk"]);
+      handler.cut = undefined;
       await deleteBucket(bucket, { server });
       const err = await assertKind(store.get("k"), "fatal");
       assert.match(err.message, /does not exist/);

@@ -82,7 +82,13 @@ export class DirectRequests {
         if (this.#target === undefined && input.Bucket === bucket && input.VersionId === undefined) {
           // An object's URL is `<base>/<escaped key>`, a listing's `<base>/`.
           const key = OBJECT_COMMANDS.has(context.commandName ?? "") ? input.Key : context.commandName === "ListObjectsV2Command" ? "" : undefined;
-          if (key !== undefined) this.#target = this.#targetOf(args.request as HttpRequest, key, context.endpointV2?.properties?.authSchemes);
+          if (key !== undefined) {
+            try {
+              this.#target = this.#targetOf(args.request as HttpRequest, key, context.endpointV2?.properties?.authSchemes);
+            } catch {
+              // Never in the way of the SDK's own request: without a target, everything stays with it.
+            }
+          }
         }
         return next(args);
       },
@@ -250,6 +256,8 @@ function readAll(body: Readable, length: number | undefined, limit: number): Pro
       if (received > limit) body.destroy(new Error(`body over ${limit} bytes`));
     });
     body.once("error", reject);
+    // A connection that closes before the end (after it, this does nothing).
+    body.once("close", () => reject(new Error("the response body ended early")));
     body.once("end", () => {
       if (whole) return resolve(received === whole.byteLength ? whole : whole.slice(0, received));
       const out = new Uint8Array(received);
