@@ -63,7 +63,7 @@ export class S3Store extends BaseStore {
   readonly #ownsClient: boolean;
   readonly #config: ResolvedS3Config;
   readonly #prefixBytes: number;
-  /** Object requests without the SDK's middleware (see direct.ts), for clients the store made. */
+  /** Object and listing requests without the SDK's middleware (s3/direct.ts), for clients the store made. */
   readonly #direct: DirectRequests | undefined;
 
   /**
@@ -102,7 +102,7 @@ export class S3Store extends BaseStore {
   static async open(options: S3StoreOptions): Promise<S3Store> {
     const config = resolveS3Config(options);
     const client = options.client ?? new S3Client(config.clientConfig);
-    // Attached before the client's first request: it learns the endpoint from the first object request.
+    // Attached before the client's first request: it learns the endpoint from the first object or listing request.
     const direct = !options.client && config.directRequests ? new DirectRequests(client, config.bucket) : undefined;
     try {
       const versions = config.versioning === "auto" ? await bucketVersioning(client, config.bucket) : config.versioning;
