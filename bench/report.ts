@@ -29,9 +29,13 @@ export function formatOps(ops: number | undefined): string {
   return ops.toPrecision(3);
 }
 
+/** A ratio rounded down, so a target missed by a hair never reads as met (0.996 → 0.99×, not 1.0×). */
 export function formatRatio(r: number | undefined): string {
   if (r === undefined) return "–";
-  return `${r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(2) : r.toPrecision(2)}×`;
+  // The epsilon keeps binary fractions from flooring a step too far (1.13 * 100 = 112.999…).
+  if (r >= 10) return `${Math.floor(r + 1e-9)}×`;
+  if (r >= 0.1) return `${(Math.floor(r * 100 + 1e-9) / 100).toFixed(2)}×`;
+  return `${r.toPrecision(2)}×`;
 }
 
 function formatMb(mb: number | undefined): string {

@@ -10,7 +10,7 @@ import { checkTarget, formatBytes, runCase, type CaseResult, type CompetitorResu
 import type { MachineDescription } from "../bench/machine.js";
 import { mergeInto } from "../bench/merge.js";
 import { escapeXml, formatTick, makeScale, renderChart } from "../bench/svg.js";
-import { formatCase, type BenchResults } from "../bench/report.js";
+import { formatCase, formatRatio, type BenchResults } from "../bench/report.js";
 
 describe("bench statistics", () => {
   it("computes medians and interpolated percentiles", () => {
@@ -114,6 +114,15 @@ describe("bench statistics", () => {
     assert.equal(formatBytes(64 * 1024 * 1024), "64 MiB");
     assert.equal(formatTick(20_000, "count"), "20k");
     assert.equal(formatTick(0.5, "ms"), "500 µs");
+  });
+
+  it("formats ratios rounded down: a missed target never reads as met", () => {
+    assert.equal(formatRatio(0.996), "0.99×");
+    assert.equal(formatRatio(1.13), "1.13×");
+    assert.equal(formatRatio(4.999), "4.99×");
+    assert.equal(formatRatio(10.9), "10×");
+    assert.equal(formatRatio(0.0123), "0.012×");
+    assert.equal(formatRatio(undefined), "–");
   });
 });
 
