@@ -17,7 +17,7 @@ import type { OpenStoreOptions, StoreUrl } from "../open.js";
 import { BaseStore, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
 import { mapLimit } from "../internal/concurrency.js";
 import { optionsFromUrl, resolveS3Config, sendOptions, type ResolvedS3Config, type S3StoreOptions } from "./s3/config.js";
-import { DirectRequests, NO_SUCH_KEY, USE_SDK } from "./s3/direct.js";
+import { DirectRequests, NO_SUCH_KEY } from "./s3/direct.js";
 import { classifyS3Error } from "./s3/errors.js";
 import type { ListedPage } from "./s3/listing.js";
 import { decodeMetadata, encodeMetadata, S3_METADATA_LIMIT } from "./s3/metadata.js";
@@ -120,8 +120,8 @@ export class S3Store extends BaseStore {
   protected async _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
     const params = this.#putParams(key, options.metadata, "put");
     if (data.byteLength <= this.#config.partSize) {
-      if (this.#direct?.active && (await this.#direct.put(params.Key as string, data, params.Metadata ?? {}, options.signal))) return;
-      await this.#client.send(new PutObjectCommand({ ...params, Body: data, ContentLength: data.byteLength }), sendOptions(options.signal));
+      const viaSdk = () => this.#client.send(new PutObjectCommand({ ...params, Body: data, ContentLength: data.byteLength }), sendOptions(options.signal));
+      await (this.#direct ? this.#direct.put(params.Key as string, data, params.Metadata ?? {}, options.signal, viaSdk) : viaSdk());
       return;
     }
     await uploadBuffer(data, this.#multipart(params, options.signal));
@@ -144,13 +144,11 @@ export class S3Store extends BaseStore {
   }
 
   protected async _get(key: string, options: GetOptions): Promise<Uint8Array> {
-    if (this.#direct?.active && options.version === undefined) {
-      const data = await this.#direct.get(this.#objectKey(key, "get"), options.signal);
-      if (data === NO_SUCH_KEY) throw new StorageError("not_found", "no value at this key", { op: "get", key });
-      if (data !== USE_SDK) return data;
-    }
-    const body = await this.#getBody(key, options, "get");
-    return body.transformToByteArray();
+    const viaSdk = async () => (await this.#getBody(key, options, "get")).transformToByteArray();
+    if (!this.#direct || options.version !== undefined) return viaSdk();
+    const data = await this.#direct.get(this.#objectKey(key, "get"), options.signal, viaSdk);
+    if (data === NO_SUCH_KEY) throw new StorageError("not_found", "no value at this key", { op: "get", key });
+    return data;
   }
 
   protected override async _getStream(key: string, options: GetOptions): Promise<AsyncIterable<Uint8Array>> {
@@ -196,8 +194,8 @@ export class S3Store extends BaseStore {
 
   protected async _delete(key: string, options: OperationOptions): Promise<void> {
     const objectKey = this.#objectKey(key, "delete");
-    if (this.#direct?.active && (await this.#direct.delete(objectKey, options.signal))) return;
-    await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }), sendOptions(options.signal));
+    const viaSdk = () => this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }), sendOptions(options.signal));
+    await (this.#direct ? this.#direct.delete(objectKey, options.signal, viaSdk) : viaSdk());
   }
 
   protected override async _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
@@ -268,18 +266,19 @@ export class S3Store extends BaseStore {
   }
 
   async #listObjects(params: { Prefix: string; MaxKeys: number; ContinuationToken?: string; StartAfter?: string }, signal: AbortSignal | undefined): Promise<ListedPage> {
-    if (this.#direct?.active) {
-      const page = await this.#direct.list({ prefix: params.Prefix, maxKeys: params.MaxKeys, continuationToken: params.ContinuationToken, startAfter: params.StartAfter }, signal);
-      if (page !== USE_SDK) return page;
-    }
-    // EncodingType=url: XML 1.0 cannot carry every character a key may hold (U+FFFE, U+FFFF).
-    const out = await this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, EncodingType: "url", ...params }), sendOptions(signal));
-    return {
-      keys: (out.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [object.Key])),
-      truncated: out.IsTruncated === true,
-      nextContinuationToken: out.NextContinuationToken,
-      encodingType: out.EncodingType,
+    const viaSdk = async (): Promise<ListedPage> => {
+      // EncodingType=url: XML 1.0 cannot carry every character a key may hold (U+FFFE, U+FFFF).
+      const out = await this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, EncodingType: "url", ...params }), sendOptions(signal));
+      return {
+        keys: (out.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [object.Key])),
+        truncated: out.IsTruncated === true,
+        nextContinuationToken: out.NextContinuationToken,
+        encodingType: out.EncodingType,
+      };
     };
+    if (!this.#direct) return viaSdk();
+    const direct = { prefix: params.Prefix, maxKeys: params.MaxKeys, continuationToken: params.ContinuationToken, startAfter: params.StartAfter };
+    return this.#direct.list(direct, signal, viaSdk);
   }
 
   /** The store's keys in one listing page (decoded when the server url-encoded them). */

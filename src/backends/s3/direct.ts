@@ -10,8 +10,9 @@
  * come out as the SDK decided), its credentials provider, its clock-skew correction and its HTTP
  * handler; requests are signed with `@smithy/signature-v4`, the SDK's own signer. Only expected
  * answers are handled here (2xx, 404 NoSuchKey on a get, a listing this reader is sure of):
- * every other answer or failure returns {@link USE_SDK}, and the caller sends the request again
- * through the SDK, which owns retries, redirects, skew correction and error parsing.
+ * after any other answer or failure the operation is sent again through the SDK, which owns
+ * retries, redirects, skew correction and error parsing. After {@link MAX_REFUSALS} refusals in
+ * a row that the SDK then served, the store keeps to the SDK.
  */
 import type { Readable } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
@@ -19,8 +20,6 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import type { HttpRequest } from "@smithy/types";
 import { readListPage, type ListedPage } from "./listing.js";
 
-/** The answer "send this request through the SDK instead". */
-export const USE_SDK = Symbol("use the SDK");
 /** A get's answer "no object at this key" (404 NoSuchKey). */
 export const NO_SUCH_KEY = Symbol("no such key");
 
@@ -65,13 +64,31 @@ export function escapeKey(key: string): string {
     .join("/");
 }
 
+/** Why a direct attempt handed over to the SDK. */
+type Fallback = { fallback: "refused" | "failed" };
+/** A direct attempt's outcome. */
+type Attempt<T> = { value: T } | Fallback;
+
+const FAILED: Fallback = { fallback: "failed" };
+const REFUSED: Fallback = { fallback: "refused" };
+
+/**
+ * Refusals in a row (a 3xx or 4xx that the SDK then served) after which a store stops sending
+ * direct requests: something between us and the server (a region redirect, a proxy, a server
+ * reading the signature differently) wants what only the SDK sends.
+ */
+export const MAX_REFUSALS = 3;
+
 /**
  * Direct requests for the objects of `bucket` through `client`. Attach it before the client's
- * first request (it adds a middleware that watches for the first object or listing request);
- * until that request has gone through the SDK, every method answers {@link USE_SDK}.
+ * first request (it adds a middleware that watches for the first object or listing request).
+ * Each method takes the same operation through the SDK (`viaSdk`), used until that first
+ * request has been seen, and whenever a direct attempt does not succeed.
  */
 export class DirectRequests {
   #target: Target | undefined;
+  #refusals = 0;
+  #off = false;
   readonly #client: S3Client;
 
   constructor(client: S3Client, bucket: string) {
@@ -96,77 +113,89 @@ export class DirectRequests {
     );
   }
 
-  /** Whether direct requests are being sent (the endpoint is known and signed with SigV4). */
+  /** Whether requests are sent directly: the endpoint is known, signed with SigV4, not refused. */
   get active(): boolean {
-    return this.#target !== undefined;
+    return this.#target !== undefined && !this.#off;
   }
 
-  /** The object's bytes, {@link NO_SUCH_KEY}, or {@link USE_SDK}. */
-  async get(objectKey: string, signal: AbortSignal | undefined): Promise<Uint8Array | typeof NO_SUCH_KEY | typeof USE_SDK> {
-    const response = await this.#send("GET", objectKey, {}, undefined, signal);
-    if (response === USE_SDK) return USE_SDK;
-    const { statusCode, headers, body } = response;
-    if (statusCode === 200) {
-      const length = headers["content-length"] === undefined ? undefined : Number(headers["content-length"]);
-      const data = await readAll(body, length, Infinity).catch((err: unknown) => {
+  /** The object's bytes, or {@link NO_SUCH_KEY}. */
+  get(objectKey: string, signal: AbortSignal | undefined, viaSdk: () => Promise<Uint8Array>): Promise<Uint8Array | typeof NO_SUCH_KEY> {
+    return this.#run(async (): Promise<Attempt<Uint8Array | typeof NO_SUCH_KEY>> => {
+      const response = await this.#send("GET", objectKey, {}, undefined, signal);
+      if (!("body" in response)) return response;
+      const { statusCode, headers, body } = response;
+      if (statusCode === 200) {
+        const length = headers["content-length"] === undefined ? undefined : Number(headers["content-length"]);
+        const data = await readAll(body, length, Infinity).catch((err: unknown) => {
+          if (signal?.aborted) throw err;
+          return undefined; // a connection cut mid-body: the SDK tries again
+        });
+        return data === undefined || (length !== undefined && data.byteLength !== length) ? FAILED : { value: data };
+      }
+      if (statusCode === 404) {
+        const xml = await readAll(body, undefined, MAX_ERROR_BODY).catch(() => undefined);
+        if (xml && /<Code>NoSuchKey<\/Code>/.test(Buffer.from(xml.buffer, xml.byteOffset, xml.byteLength).toString("utf8"))) return { value: NO_SUCH_KEY };
+        return REFUSED;
+      }
+      body.destroy();
+      return fallbackFor(statusCode);
+    }, viaSdk);
+  }
+
+  /** One ListObjectsV2 page (keys url-encoded). */
+  list(params: ListParams, signal: AbortSignal | undefined, viaSdk: () => Promise<ListedPage>): Promise<ListedPage> {
+    return this.#run(async (): Promise<Attempt<ListedPage>> => {
+      const query: Record<string, string> = { "list-type": "2", prefix: params.prefix, "max-keys": String(params.maxKeys), "encoding-type": "url" };
+      if (params.continuationToken !== undefined) query["continuation-token"] = params.continuationToken;
+      else if (params.startAfter !== undefined) query["start-after"] = params.startAfter;
+      const response = await this.#send("GET", undefined, {}, undefined, signal, query);
+      if (!("body" in response)) return response;
+      if (response.statusCode !== 200) {
+        response.body.destroy();
+        return fallbackFor(response.statusCode);
+      }
+      const xml = await readAll(response.body, undefined, MAX_LIST_BODY).catch((err: unknown) => {
         if (signal?.aborted) throw err;
-        return undefined; // a connection cut mid-body: the SDK tries again
+        return undefined;
       });
-      return data === undefined || (length !== undefined && data.byteLength !== length) ? USE_SDK : data;
-    }
-    if (statusCode === 404) {
-      const xml = await readAll(body, undefined, MAX_ERROR_BODY).catch(() => undefined);
-      if (xml && /<Code>NoSuchKey<\/Code>/.test(Buffer.from(xml.buffer, xml.byteOffset, xml.byteLength).toString("utf8"))) return NO_SUCH_KEY;
-      return USE_SDK;
-    }
-    body.destroy();
-    return USE_SDK;
+      if (!xml) return FAILED;
+      try {
+        const page = readListPage(new TextDecoder("utf-8", { fatal: true }).decode(xml));
+        return page ? { value: page } : REFUSED;
+      } catch {
+        return REFUSED; // not UTF-8, or a character reference past U+10FFFF
+      }
+    }, viaSdk);
   }
 
-  /** One ListObjectsV2 page (keys url-encoded), or {@link USE_SDK}. */
-  async list(params: ListParams, signal: AbortSignal | undefined): Promise<ListedPage | typeof USE_SDK> {
-    const query: Record<string, string> = { "list-type": "2", prefix: params.prefix, "max-keys": String(params.maxKeys), "encoding-type": "url" };
-    if (params.continuationToken !== undefined) query["continuation-token"] = params.continuationToken;
-    else if (params.startAfter !== undefined) query["start-after"] = params.startAfter;
-    const response = await this.#send("GET", undefined, {}, undefined, signal, query);
-    if (response === USE_SDK) return USE_SDK;
-    if (response.statusCode !== 200) {
-      response.body.destroy();
-      return USE_SDK;
+  /** Writes the object (`metadata` as `x-amz-meta-*` values). */
+  put(objectKey: string, data: Uint8Array, metadata: Record<string, string>, signal: AbortSignal | undefined, viaSdk: () => Promise<unknown>): Promise<unknown> {
+    return this.#run(async () => {
+      const headers: Record<string, string> = { "content-type": "application/octet-stream", "content-length": String(data.byteLength) };
+      // Over TLS the body's integrity is TLS's job: hashing it for the signature (0.5 ms per MiB
+      // here) buys nothing. Over plain HTTP the signed SHA-256 is what protects it, as in the SDK.
+      if (this.#target?.protocol === "https:") headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+      for (const [name, value] of Object.entries(metadata)) headers[`x-amz-meta-${name}`] = value;
+      return settled(await this.#send("PUT", objectKey, headers, data, signal));
+    }, viaSdk);
+  }
+
+  /** Deletes the object (or adds a delete marker). */
+  delete(objectKey: string, signal: AbortSignal | undefined, viaSdk: () => Promise<unknown>): Promise<unknown> {
+    return this.#run(async () => settled(await this.#send("DELETE", objectKey, {}, undefined, signal)), viaSdk);
+  }
+
+  /** `attempt` when active; else, or when it hands over, `viaSdk` (and a refusal it serves counts). */
+  async #run<T>(attempt: () => Promise<Attempt<T>>, viaSdk: () => Promise<T>): Promise<T> {
+    if (!this.active) return viaSdk();
+    const outcome = await attempt();
+    if ("value" in outcome) {
+      this.#refusals = 0;
+      return outcome.value;
     }
-    const xml = await readAll(response.body, undefined, MAX_LIST_BODY).catch((err: unknown) => {
-      if (signal?.aborted) throw err;
-      return undefined;
-    });
-    if (!xml) return USE_SDK;
-    try {
-      return readListPage(new TextDecoder("utf-8", { fatal: true }).decode(xml)) ?? USE_SDK;
-    } catch {
-      return USE_SDK; // not UTF-8, or a character reference past U+10FFFF
-    }
-  }
-
-  /** Writes the object; false: send it through the SDK. `metadata` as `x-amz-meta-*` values. */
-  async put(objectKey: string, data: Uint8Array, metadata: Record<string, string>, signal: AbortSignal | undefined): Promise<boolean> {
-    const headers: Record<string, string> = { "content-type": "application/octet-stream", "content-length": String(data.byteLength) };
-    // Over TLS the body's integrity is TLS's job: hashing it for the signature (0.5 ms per MiB
-    // here) buys nothing. Over plain HTTP the signed SHA-256 is what protects it, as in the SDK.
-    if (this.#target?.protocol === "https:") headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
-    for (const [name, value] of Object.entries(metadata)) headers[`x-amz-meta-${name}`] = value;
-    return this.#succeeded(await this.#send("PUT", objectKey, headers, data, signal));
-  }
-
-  /** Deletes the object (or adds a delete marker); false: send it through the SDK. */
-  async delete(objectKey: string, signal: AbortSignal | undefined): Promise<boolean> {
-    return this.#succeeded(await this.#send("DELETE", objectKey, {}, undefined, signal));
-  }
-
-  async #succeeded(response: Response | typeof USE_SDK): Promise<boolean> {
-    if (response === USE_SDK) return false;
-    const ok = response.statusCode >= 200 && response.statusCode < 300;
-    // Drained, not destroyed: the connection goes back to the pool.
-    await readAll(response.body, undefined, MAX_ERROR_BODY).catch(() => undefined);
-    return ok;
+    const value = await viaSdk();
+    if (outcome.fallback === "refused" && ++this.#refusals >= MAX_REFUSALS) this.#off = true;
+    return value;
   }
 
   /** Sends a signed request for `objectKey` (or the bucket, when undefined). */
@@ -177,9 +206,9 @@ export class DirectRequests {
     body: Uint8Array | undefined,
     signal: AbortSignal | undefined,
     query: Record<string, string> = {},
-  ): Promise<Response | typeof USE_SDK> {
+  ): Promise<Response | Fallback> {
     const target = this.#target;
-    if (!target) return USE_SDK;
+    if (!target) return FAILED;
     const config = this.#client.config;
     try {
       const request: HttpRequest = {
@@ -198,7 +227,7 @@ export class DirectRequests {
     } catch (err) {
       // An abort is the caller's answer; anything else (a reset pooled connection…) the SDK retries.
       if (signal?.aborted) throw err;
-      return USE_SDK;
+      return FAILED;
     }
   }
 
@@ -225,6 +254,18 @@ export class DirectRequests {
       }),
     };
   }
+}
+
+/** A redirect or a client error is a refusal; a server error is a failure the SDK retries. */
+function fallbackFor(statusCode: number): Fallback {
+  return statusCode < 500 && statusCode !== 429 ? REFUSED : FAILED;
+}
+
+/** A write's answer: done on 2xx, else handed over. The body is drained so the connection is reused. */
+async function settled(response: Response | Fallback): Promise<Attempt<undefined>> {
+  if (!("body" in response)) return response;
+  await readAll(response.body, undefined, MAX_ERROR_BODY).catch(() => undefined);
+  return response.statusCode >= 200 && response.statusCode < 300 ? { value: undefined } : fallbackFor(response.statusCode);
 }
 
 /** What the SDK's HTTP handler answers on Node. */
