@@ -16,6 +16,7 @@ import type { S3Store } from "../src/backends/s3.js";
 import { escapeKey } from "../src/backends/s3/direct.js";
 import { assertKind, patterned, text } from "../src/testing/helpers.js";
 import { adminClient, createBucket, deleteBucket, sharedS3Server, storeUrl, uniqueBucket, type S3ServerHandle } from "./fixtures/s3.js";
+import { startVerifyingProxy } from "./fixtures/sigv4-proxy.js";
 
 type HttpRequest = Parameters<NodeHttpHandler["handle"]>[0];
 
@@ -43,8 +44,10 @@ class RecordingHandler extends NodeHttpHandler {
     this.seen.push({ method: request.method, path: request.path, viaSdk });
     const failure = this.fail?.(request, viaSdk);
     if (failure) throw failure;
-    // A key id the server does not know (s3rver checks that, not the signature itself).
-    if (this.spoil?.(request, viaSdk)) request.headers.authorization = (request.headers.authorization ?? "").replace(/Credential=[^/]+/, "Credential=SPOILT");
+    // A key id s3rver does not know (it checks that, not the signature) and a wrong signature.
+    if (this.spoil?.(request, viaSdk)) {
+      request.headers.authorization = (request.headers.authorization ?? "").replace(/Credential=[^/]+/, "Credential=SPOILT").replace(/Signature=\w+/, `Signature=${"0".repeat(64)}`);
+    }
     const handled = await super.handle(request, options);
     if (!this.cut?.(request, viaSdk)) return handled;
     const full = handled.response.body as Readable;
@@ -139,6 +142,42 @@ describe("s3 direct object requests (s3rver)", () => {
       assert.deepEqual(await store.list(""), ["first"]);
     } finally {
       await store.close();
+    }
+  });
+
+  it("signs every direct request as it goes on the wire (a proxy recomputes each signature)", async () => {
+    const proxy = await startVerifyingProxy(server);
+    const handler = new RecordingHandler();
+    const bucket = uniqueBucket("signed");
+    await createBucket(bucket, { server });
+    buckets.push(bucket);
+    const store = await openStore(storeUrl({ ...server, endpoint: proxy.endpoint }, bucket, "pre fix/ü"), { s3: { clientConfig: { requestHandler: handler } } });
+    try {
+      const keys = ["plain", "sp ace/ü", "odd !'()*+%&=?#;,@$[]~", "emoji/🦆", "nbsp\u00a0and~tilde"];
+      for (const key of keys) {
+        await store.put(key, text(key), { metadata: { note: "héllo wörld", plain: "a  b" } });
+        assert.deepEqual(await store.get(key), text(key));
+      }
+      await store.putMany(Array.from({ length: 1003 }, (_, i) => ({ key: `many/${String(i).padStart(4, "0")}`, data: text(String(i)) })));
+      assert.equal((await store.list("many/")).length, 1003, "two pages: the second one asks with a continuation token");
+      assert.deepEqual(await store.listPage("many/", { limit: 2, after: "many/0500" }), { keys: ["many/0501", "many/0502"], next: "many/0502" });
+      assert.deepEqual(await store.list("odd"), ["odd !'()*+%&=?#;,@$[]~"]);
+      await assertKind(store.get("missing/é"), "not_found");
+      for (const key of keys) await store.delete(key);
+      assert.deepEqual(proxy.refused, []);
+      const sent = handler.take();
+      assert.ok(sent.filter((s) => !s.viaSdk).length > 1000, "the requests above went direct");
+      assert.ok(proxy.verified >= sent.length);
+
+      // The proxy does refuse a request whose signature is wrong (and the SDK then serves it).
+      handler.spoil = (_request, viaSdk) => !viaSdk;
+      assert.deepEqual(await store.get("many/0001"), text("1"));
+      assert.deepEqual(paths(handler.take()), ["GET direct", "GET sdk"]);
+      assert.equal(proxy.refused.length, 1);
+    } finally {
+      handler.spoil = undefined;
+      await store.close();
+      await proxy.stop();
     }
   });
 
