@@ -9,7 +9,7 @@
  * machine's cores, so the R3 cost shown is an upper bound of what separate machines would pay
  * in CPU, and a lower bound of what they pay in network round trips.
  */
-import { createNatsStore, type NatsStore } from "../src/backends/nats.js";
+import { createNatsStore, type NatsStore } from "./stowage.js";
 import type { Store } from "../src/types.js";
 import { startNatsCluster, type NatsCluster } from "../test/fixtures/nats-cluster.js";
 import { natsServerBinary } from "../test/fixtures/nats.js";

@@ -6,8 +6,7 @@
  * Prometheus counters. `npm run bench -- component`.
  */
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
-import { MemoryStore } from "../src/backends/memory.js";
-import { StorageComponent, silentLogger } from "../src/component/index.js";
+import { MemoryStore, StorageComponent, silentLogger } from "./stowage.js";
 import { defineSuite, KiB } from "./harness.js";
 import { pattern } from "./standard.js";
 

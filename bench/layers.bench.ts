@@ -6,9 +6,7 @@
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Registry } from "prom-client";
-import { MemoryStore } from "../src/backends/memory.js";
-import { withCache, withMetrics, type CachedStore } from "../src/layers/index.js";
-import { openStore } from "../src/open.js";
+import { MemoryStore, openStore, withCache, withMetrics, type CachedStore } from "./stowage.js";
 import type { Store } from "../src/types.js";
 import { defineSuite, KiB } from "./harness.js";
 import { removeStreams } from "./nats-clients.js";

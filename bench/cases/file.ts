@@ -15,7 +15,7 @@ import { FSDriver } from "flydrive/drivers/fs";
 import { Operator } from "opendal";
 import { createStorage } from "unstorage";
 import fsDriver from "unstorage/drivers/fs";
-import { openStore } from "../../src/open.js";
+import { openStore } from "../stowage.js";
 import type { Store } from "../../src/types.js";
 import { defineSuite } from "../harness.js";
 import { standardCases, storeAdapter, type Adapter } from "../standard.js";

@@ -5,7 +5,7 @@
 import { Operator } from "opendal";
 import { createStorage } from "unstorage";
 import memoryDriver from "unstorage/drivers/memory";
-import { MemoryStore } from "../../src/backends/memory.js";
+import { MemoryStore } from "../stowage.js";
 import { defineSuite } from "../harness.js";
 import { standardCases, storeAdapter, type Adapter } from "../standard.js";
 import { opendalAdapter, unstorageAdapter } from "../peers.js";

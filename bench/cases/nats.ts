@@ -6,7 +6,7 @@
  */
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { openStore } from "../../src/open.js";
+import { openStore } from "../stowage.js";
 import type { Store } from "../../src/types.js";
 import { defineSuite, KiB, MiB, type BenchContext, type ChartSpec, type Competitor } from "../harness.js";
 import { rawKvAdapter, rawObjAdapter, removeStreams, seedAdapter } from "../nats-clients.js";

@@ -8,7 +8,7 @@ import KeyvPostgres from "@keyv/postgres";
 import Keyv from "keyv";
 import { Operator } from "opendal";
 import { prefixUpperBound } from "../../src/keys.js";
-import { openStore } from "../../src/open.js";
+import { openStore } from "../stowage.js";
 import type { Store } from "../../src/types.js";
 import { defineSuite, type Target } from "../harness.js";
 import { keyvAdapter, opendalAdapter } from "../peers.js";

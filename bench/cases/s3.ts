@@ -11,7 +11,7 @@ import { S3Driver } from "flydrive/drivers/s3";
 import { Operator } from "opendal";
 import { createStorage } from "unstorage";
 import s3Driver from "unstorage/drivers/s3";
-import { openStore } from "../../src/open.js";
+import { openStore } from "../stowage.js";
 import type { Store } from "../../src/types.js";
 import { clientConfig, createBucket, deleteBucket, startS3Server, storeUrl, type S3ServerHandle } from "../../test/fixtures/s3.js";
 import { defineSuite, MiB, type Target } from "../harness.js";
