@@ -16,6 +16,7 @@
  */
 import type { Readable } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { extendedEncodeURIComponent } from "@smithy/core/protocols";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { HttpRequest } from "@smithy/types";
 import { readListPage, type ListedPage } from "./listing.js";
@@ -56,12 +57,9 @@ export interface ListParams {
   startAfter?: string;
 }
 
-/** A key as the SDK puts it in a URL path: each `/`-separated segment RFC 3986-encoded. */
+/** A key as the SDK puts it in a URL path (a greedy `{Key+}` label): the SDK's own escaping per segment. */
 export function escapeKey(key: string): string {
-  return key
-    .split("/")
-    .map((segment) => encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
-    .join("/");
+  return key.split("/").map(extendedEncodeURIComponent).join("/");
 }
 
 /** Why a direct attempt handed over to the SDK. */
