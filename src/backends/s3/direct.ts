@@ -124,10 +124,7 @@ export class DirectRequests {
       const { statusCode, headers, body } = response;
       if (statusCode === 200) {
         const length = headers["content-length"] === undefined ? undefined : Number(headers["content-length"]);
-        const data = await readAll(body, length, Infinity).catch((err: unknown) => {
-          if (signal?.aborted) throw err;
-          return undefined; // a connection cut mid-body: the SDK tries again
-        });
+        const data = await readUnlessCut(body, length, Infinity, signal);
         return data === undefined || (length !== undefined && data.byteLength !== length) ? FAILED : { value: data };
       }
       if (statusCode === 404) {
@@ -152,13 +149,10 @@ export class DirectRequests {
         response.body.destroy();
         return fallbackFor(response.statusCode);
       }
-      const xml = await readAll(response.body, undefined, MAX_LIST_BODY).catch((err: unknown) => {
-        if (signal?.aborted) throw err;
-        return undefined;
-      });
+      const xml = await readUnlessCut(response.body, undefined, MAX_LIST_BODY, signal);
       if (!xml) return FAILED;
       try {
-        const page = readListPage(new TextDecoder("utf-8", { fatal: true }).decode(xml));
+        const page = readListPage(UTF8.decode(xml));
         return page ? { value: page } : REFUSED;
       } catch {
         return REFUSED; // not UTF-8, or a character reference past U+10FFFF
@@ -264,6 +258,20 @@ async function settled(response: Response | Fallback): Promise<Attempt<undefined
   if (!("body" in response)) return response;
   await readAll(response.body, undefined, MAX_ERROR_BODY).catch(() => undefined);
   return response.statusCode >= 200 && response.statusCode < 300 ? { value: undefined } : fallbackFor(response.statusCode);
+}
+
+/** Strict UTF-8: a listing that is not valid UTF-8 is left to the SDK. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The whole body, or undefined when the connection was cut mid-body (the SDK then tries
+ * again); an abort rejects, as it is the caller's answer.
+ */
+function readUnlessCut(body: Readable, length: number | undefined, limit: number, signal: AbortSignal | undefined): Promise<Uint8Array | undefined> {
+  return readAll(body, length, limit).catch((err: unknown) => {
+    if (signal?.aborted) throw err;
+    return undefined;
+  });
 }
 
 /** What the SDK's HTTP handler answers on Node. */
