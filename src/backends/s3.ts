@@ -103,11 +103,13 @@ export class S3Store extends BaseStore {
     const config = resolveS3Config(options);
     const client = options.client ?? new S3Client(config.clientConfig);
     // Attached before the client's first request: it learns the endpoint from the first object or listing request.
-    const direct = !options.client && config.directRequests ? new DirectRequests(client, config.bucket) : undefined;
+    // Over the store's own connections unless the caller configured the client's request handler.
+    const direct = !options.client && config.directRequests ? new DirectRequests(client, config.bucket, { ownConnections: config.clientConfig.requestHandler === undefined }) : undefined;
     try {
       const versions = config.versioning === "auto" ? await bucketVersioning(client, config.bucket) : config.versioning;
       return new S3Store(config, { client, ownsClient: options.client === undefined, versions, direct });
     } catch (err) {
+      await direct?.close();
       if (!options.client) client.destroy();
       throw classifyS3Error(err, { op: "open", key: undefined, bucket: config.bucket });
     }
@@ -324,6 +326,7 @@ export class S3Store extends BaseStore {
   }
 
   protected async _close(): Promise<void> {
+    await this.#direct?.close();
     if (this.#ownsClient) this.#client.destroy();
   }
 

@@ -70,8 +70,9 @@ export interface S3StoreOptions {
    * Send single-object GetObject, PutObject and DeleteObject requests and ListObjectsV2 pages
    * without the SDK's per-command middleware and XML deserializer (default true; see
    * docs/s3.md): a 1 KiB get costs about 3× less client CPU, a 1000-key page 3–5× less. They
-   * use the client's endpoint, credentials, signer and HTTP handler, and any answer other than
-   * success (or a missing key) is re-sent through the SDK. Only for clients the store creates
+   * use the client's endpoint, credentials and signer, and go over the `requestHandler` of
+   * `clientConfig` when there is one, else over a connection pool of the store's own. Any
+   * answer other than success (or a missing key) is re-sent through the SDK. Only for clients the store creates
    * with `checksums: "WHEN_REQUIRED"`: a client you pass keeps every request on its own
    * middleware stack.
    */

@@ -7,8 +7,9 @@
  *
  * Everything else still comes from the SDK client: the endpoint it resolved (captured from the
  * client's first object or listing request, so virtual-hosted, path-style, FIPS or dual-stack
- * come out as the SDK decided), its credentials provider, its clock-skew correction and its HTTP
- * handler; requests are signed with `@smithy/signature-v4`, the SDK's own signer. Only expected
+ * come out as the SDK decided), its credentials provider and its clock-skew correction; requests
+ * are signed with `@smithy/signature-v4`, the SDK's own signer, and sent over the client's HTTP
+ * handler when the caller gave one, else over a connection pool of their own (transport.ts). Only expected
  * answers are handled here (2xx, 404 NoSuchKey on a get, a listing this reader is sure of):
  * after any other answer or failure the operation is sent again through the SDK, which owns
  * retries, redirects, skew correction and error parsing. After {@link MAX_REFUSALS} refusals in
@@ -20,6 +21,7 @@ import { extendedEncodeURIComponent } from "@smithy/core/protocols";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { HttpRequest } from "@smithy/types";
 import { readListPage, type ListedPage } from "./listing.js";
+import { handlerTransport, poolTransport, type Response, type Transport } from "./transport.js";
 
 /** A get's answer "no object at this key" (404 NoSuchKey). */
 export const NO_SUCH_KEY = Symbol("no such key");
@@ -33,6 +35,7 @@ interface Target {
   /** The path before the key: `/bucket` (path-style) or `` (virtual-hosted). */
   basePath: string;
   signer: SignatureV4;
+  transport: Transport;
 }
 
 interface AuthScheme {
@@ -88,9 +91,15 @@ export class DirectRequests {
   #refusals = 0;
   #off = false;
   readonly #client: S3Client;
+  readonly #ownConnections: boolean;
 
-  constructor(client: S3Client, bucket: string) {
+  /**
+   * `ownConnections`: send over a connection pool of its own rather than the client's request
+   * handler (for clients built with the SDK's default handler).
+   */
+  constructor(client: S3Client, bucket: string, options: { ownConnections: boolean }) {
     this.#client = client;
+    this.#ownConnections = options.ownConnections;
     client.middlewareStack.add(
       (next, context) => (args) => {
         const input = args.input as { Bucket?: string; Key?: string; VersionId?: string };
@@ -123,7 +132,8 @@ export class DirectRequests {
       if (!("body" in response)) return response;
       const { statusCode, headers, body } = response;
       if (statusCode === 200) {
-        const length = headers["content-length"] === undefined ? undefined : Number(headers["content-length"]);
+        const announced = headers["content-length"];
+        const length = typeof announced === "string" ? Number(announced) : undefined;
         const data = await readUnlessCut(body, length, Infinity, signal);
         return data === undefined || (length !== undefined && data.byteLength !== length) ? FAILED : { value: data };
       }
@@ -214,13 +224,18 @@ export class DirectRequests {
         body,
       };
       const signed = await target.signer.sign(request, { signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)) });
-      const { response } = await config.requestHandler.handle(signed, signal ? { abortSignal: signal } : {});
-      return response as Response;
+      return await target.transport.send(signed, signal);
     } catch (err) {
       // An abort is the caller's answer; anything else (a reset pooled connection…) the SDK retries.
-      if (signal?.aborted) throw err;
+      if (signal?.aborted) throw signal.reason ?? err;
       return FAILED;
     }
+  }
+
+  /** Closes the connections of its own, if any. */
+  async close(): Promise<void> {
+    this.#off = true;
+    await this.#target?.transport.close();
   }
 
   #targetOf(request: HttpRequest, key: string, schemes: unknown): Target | undefined {
@@ -231,11 +246,12 @@ export class DirectRequests {
     if (!request.path.endsWith(suffix)) return undefined;
     const config = this.#client.config;
     const port = request.port;
+    const host = port === undefined ? request.hostname : `${request.hostname}:${port}`;
     return {
       protocol: request.protocol,
       hostname: request.hostname,
       port,
-      host: port === undefined ? request.hostname : `${request.hostname}:${port}`,
+      host,
       basePath: request.path.slice(0, -suffix.length),
       signer: new SignatureV4({
         credentials: config.credentials,
@@ -244,6 +260,7 @@ export class DirectRequests {
         sha256: config.sha256,
         uriEscapePath: scheme.disableDoubleEncoding !== true,
       }),
+      transport: this.#ownConnections ? poolTransport(`${request.protocol}//${host}`) : handlerTransport(config.requestHandler),
     };
   }
 }
@@ -269,16 +286,9 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true });
  */
 function readUnlessCut(body: Readable, length: number | undefined, limit: number, signal: AbortSignal | undefined): Promise<Uint8Array | undefined> {
   return readAll(body, length, limit).catch((err: unknown) => {
-    if (signal?.aborted) throw err;
+    if (signal?.aborted) throw signal.reason ?? err;
     return undefined;
   });
-}
-
-/** What the SDK's HTTP handler answers on Node. */
-interface Response {
-  statusCode: number;
-  headers: Record<string, string | undefined>;
-  body: Readable;
 }
 
 /**
