@@ -20,7 +20,10 @@ export interface Response {
 export interface Transport {
   /** Sends a signed request; rejects when no answer came (refused or dropped connection, abort). */
   send(request: HttpRequest, signal: AbortSignal | undefined): Promise<Response>;
-  /** Closes the connections of its own (a client's handler is the client's to close). */
+  /**
+   * Closes the connections of its own at once, as the SDK client's `destroy()` does: requests in
+   * flight fail rather than hold `close()` (a client's handler is the client's to close).
+   */
   close(): Promise<void>;
 }
 
@@ -53,6 +56,6 @@ export function poolTransport(origin: string): Transport {
       });
       return { statusCode, headers, body };
     },
-    close: () => pool.close(),
+    close: () => pool.destroy(),
   };
 }
