@@ -102,8 +102,9 @@ export class S3Store extends BaseStore {
   static async open(options: S3StoreOptions): Promise<S3Store> {
     const config = resolveS3Config(options);
     const client = options.client ?? new S3Client(config.clientConfig);
-    // Attached before the client's first request: it learns the endpoint from the first object or listing request.
-    // Over the store's own connections unless the caller configured the client's request handler.
+    // Attached before the client's first request: it learns the endpoint from the first object
+    // or listing request. Over the store's own connections unless the caller configured the
+    // client's request handler.
     const direct = !options.client && config.directRequests ? new DirectRequests(client, config.bucket, { ownConnections: config.clientConfig.requestHandler === undefined }) : undefined;
     try {
       const versions = config.versioning === "auto" ? await bucketVersioning(client, config.bucket) : config.versioning;

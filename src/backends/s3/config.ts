@@ -72,9 +72,9 @@ export interface S3StoreOptions {
    * docs/s3.md): a 1 KiB get costs about 3× less client CPU, a 1000-key page 3–5× less. They
    * use the client's endpoint, credentials and signer, and go over the `requestHandler` of
    * `clientConfig` when there is one, else over a connection pool of the store's own. Any
-   * answer other than success (or a missing key) is re-sent through the SDK. Only for clients the store creates
-   * with `checksums: "WHEN_REQUIRED"`: a client you pass keeps every request on its own
-   * middleware stack.
+   * answer other than success (or a missing key) is re-sent through the SDK. Only for clients
+   * the store creates with `checksums: "WHEN_REQUIRED"`: a client you pass keeps every request
+   * on its own middleware stack.
    */
   directRequests?: boolean;
   /** Any other S3Client settings (retries, request handler…); the options above win. */

@@ -9,11 +9,11 @@
  * client's first object or listing request, so virtual-hosted, path-style, FIPS or dual-stack
  * come out as the SDK decided), its credentials provider and its clock-skew correction; requests
  * are signed with `@smithy/signature-v4`, the SDK's own signer, and sent over the client's HTTP
- * handler when the caller gave one, else over a connection pool of their own (transport.ts). Only expected
- * answers are handled here (2xx, 404 NoSuchKey on a get, a listing this reader is sure of):
- * after any other answer or failure the operation is sent again through the SDK, which owns
- * retries, redirects, skew correction and error parsing. After {@link MAX_REFUSALS} refusals in
- * a row that the SDK then served, the store keeps to the SDK.
+ * handler when the caller gave one, else over a connection pool of their own (transport.ts).
+ * Only expected answers are handled here (2xx, 404 NoSuchKey on a get, a listing this reader
+ * is sure of): after any other answer or failure the operation is sent again through the SDK,
+ * which owns retries, redirects, skew correction and error parsing. After {@link MAX_REFUSALS}
+ * refusals in a row that the SDK then served, the store keeps to the SDK.
  */
 import type { Readable } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
