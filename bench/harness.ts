@@ -92,6 +92,13 @@ export interface CaseSpec {
   rounds?: number;
   roundMs?: number;
   warmupMs?: number;
+  /**
+   * Warm-up by operation count: each competitor repeats warm-up windows of `warmupMs` until it
+   * has run this many operations (or for at most {@link WARMUP_MAX_MS}). V8 optimizes a
+   * function after some thousand calls; at the few hundred requests a second of an S3 or
+   * PostgreSQL client that takes seconds, and a native client needs none.
+   */
+  warmupOps?: number;
   /** A sentence printed under the table (what is measured, a caveat). */
   note?: string;
 }
@@ -140,6 +147,8 @@ export interface CaseResult {
   concurrency: number;
   rounds: number;
   roundMs: number;
+  /** Operations each competitor ran before its rounds, at least (when the case warms up by count). */
+  warmupOps?: number;
   baseline?: string;
   competitors: CompetitorResult[];
   targets: TargetResult[];
@@ -175,6 +184,8 @@ export interface RunOptions {
 
 export const FULL_OPTIONS: RunOptions = { quick: false, rounds: 5, roundMs: 300, warmupMs: 200 };
 export const QUICK_OPTIONS: RunOptions = { quick: true, rounds: 3, roundMs: 100, warmupMs: 60 };
+/** The longest a warm-up by operation count ({@link CaseSpec.warmupOps}) runs per competitor. */
+export const WARMUP_MAX_MS = 8000;
 
 /** What a suite body gets. */
 export interface BenchContext {
@@ -248,6 +259,7 @@ export async function runCase(suite: string, spec: CaseSpec, defaults: RunOption
   const rounds = spec.rounds ?? defaults.rounds;
   const roundMs = spec.roundMs ?? defaults.roundMs;
   const warmupMs = spec.warmupMs ?? defaults.warmupMs;
+  const warmupOps = defaults.quick ? 0 : (spec.warmupOps ?? 0);
   const concurrency = spec.concurrency ?? 1;
   const running: Running[] = spec.competitors.map((competitor) => ({
     competitor,
@@ -275,8 +287,12 @@ export async function runCase(suite: string, spec: CaseSpec, defaults: RunOption
     for (const r of live()) {
       progress(`${suite} · ${spec.name} · warm-up ${r.competitor.name}`);
       try {
-        await r.competitor.beforeRound?.();
-        await timedRound(r, warmupMs, concurrency, spec.maxOpsPerRound, false, false);
+        const giveUp = performance.now() + WARMUP_MAX_MS;
+        let ops = 0;
+        do {
+          await r.competitor.beforeRound?.();
+          ops += (await timedRound(r, warmupMs, concurrency, spec.maxOpsPerRound, false, false)).ops;
+        } while (ops < warmupOps && performance.now() < giveUp);
       } catch (err) {
         fail(r, "warm-up", err);
       }
@@ -332,6 +348,7 @@ export async function runCase(suite: string, spec: CaseSpec, defaults: RunOption
     concurrency,
     rounds,
     roundMs,
+    ...(warmupOps > 0 && { warmupOps }),
     baseline,
     competitors,
     targets: (spec.targets ?? []).map((t) => checkTarget(t, competitors)),

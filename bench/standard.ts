@@ -73,6 +73,8 @@ export interface StandardOptions {
    * rounds to average over their stalls; the streamed cases keep one operation per round.
    */
   roundMs?: number;
+  /** Warm-up by operation count for the timed cases (see `CaseSpec.warmupOps`); the streamed cases keep none. */
+  warmupOps?: number;
 }
 
 /** A value of `size` bytes with a pattern, so a truncated or shifted read is detectable. */
@@ -165,7 +167,8 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
     currentCase = name; // read by competitor() while build() runs
     const spec = build();
     const roundMs = spec.roundMs ?? options.roundMs;
-    await b.run({ name, baseline: options.baselines?.[name] ?? options.baseline, targets: targets[name], ...spec, ...(roundMs !== undefined && { roundMs }) });
+    const warmupOps = spec.warmupMs === 0 ? undefined : options.warmupOps;
+    await b.run({ name, baseline: options.baselines?.[name] ?? options.baseline, targets: targets[name], ...spec, ...(roundMs !== undefined && { roundMs }), ...(warmupOps !== undefined && { warmupOps }) });
   };
 
   for (const size of [KiB, MiB]) {

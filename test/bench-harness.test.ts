@@ -82,6 +82,23 @@ describe("bench statistics", () => {
     assert.equal(absent?.skipped, "not installed");
   });
 
+  it("warms up by operation count before the rounds when a case asks for it", async () => {
+    let ops = 0;
+    let atFirstRound = -1;
+    const result = await runCase("t", {
+      name: "warm",
+      rounds: 1,
+      roundMs: 5,
+      warmupMs: 1,
+      warmupOps: 3000,
+      competitors: [{ name: "counted", op: () => new Promise<void>((resolve) => setImmediate(() => resolve(void ops++))), beforeRound: async () => void (atFirstRound < 0 && ops >= 3000 && (atFirstRound = ops)) }],
+    }, { quick: false, rounds: 1, roundMs: 5, warmupMs: 1 });
+    // beforeRound runs before each warm-up window and before the round: it first sees 3000 ops done.
+    assert.ok(atFirstRound >= 3000, `ops before the round: ${atFirstRound}`);
+    assert.equal(result.warmupOps, 3000);
+    assert.match(formatCase(result), /warm-up of 3,000 operations/);
+  });
+
   it("measures the process's CPU time per operation apart from its wall time", async () => {
     // Spins until this process has used `ms` of CPU (not wall time: a loaded machine may
     // deschedule it).
