@@ -28,8 +28,8 @@ stowage bench --store URL          # put/get/list/delete against your own deploy
 Method: every competitor of a case runs in the same Node process against the same server.
 Each gets an untimed setup and a ${results.options.warmupMs} ms warm-up (a case whose heading names a
 warm-up of N operations repeats that until each competitor has run N: at the few hundred
-requests a second of S3 or PostgreSQL, a JavaScript client spends its first seconds in V8's
-unoptimized code, at two to three times its steady CPU per request); then ${results.options.rounds} rounds (unless a case says
+requests a second of S3, a JavaScript client spends its first seconds in V8's unoptimized
+code, at two to three times its steady CPU per request); then ${results.options.rounds} rounds (unless a case says
 otherwise) in which every competitor runs in turn for ${results.options.roundMs} ms (or a bounded number of
 operations), the starting competitor rotating from round to round. **ops/s** is the median over
 rounds; **MB/s** = ops/s × bytes per operation / 10^6; **p50/p99** are latency percentiles over

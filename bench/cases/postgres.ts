@@ -105,8 +105,6 @@ export default defineSuite("postgres", async (b) => {
       baseline: RAW,
       // A commit waits for fsync and now and then for a checkpoint: 1 s rounds average over those.
       roundMs: b.scale(1000, 300),
-      // A few hundred requests a second take seconds to reach V8's optimized code (see harness).
-      warmupOps: 2000,
       baselines: { "put 64 MiB streamed": OURS, "get 64 MiB streamed": OURS },
       list: { total: b.scale(100_000, 10_000), matching: 1000, label: listLabel },
       incompressible: true,
