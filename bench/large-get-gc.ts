@@ -17,10 +17,10 @@
  * stowage ~220 gets/s at 1.2-1.5 ms, scavenges only, before and after.
  */
 import { PerformanceObserver } from "node:perf_hooks";
-import { Operator } from "opendal";
 import { openStore } from "./stowage.js";
 import { createBucket, deleteBucket, startS3Server, storeUrl } from "../test/fixtures/s3.js";
 import { MiB } from "./harness.js";
+import { opendalOperator } from "./cases/s3.js";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error("run with node --expose-gc");
@@ -53,14 +53,7 @@ const store = await openStore(storeUrl(server, bucket));
 try {
   const value = new Uint8Array(MiB).map((_, i) => (i * 31) & 0xff);
   for (let i = 0; i < 5; i++) await store.put(`big/${i}`, value);
-  const operator = new Operator("s3", {
-    bucket,
-    endpoint: server.endpoint,
-    region: server.region,
-    access_key_id: server.accessKeyId,
-    secret_access_key: server.secretAccessKey,
-    disable_config_load: "true",
-  });
+  const operator = opendalOperator(server, bucket);
   const competitors: [string, (key: string) => Promise<unknown>][] = [
     ["stowage s3:", (key) => store.get(key)],
     ["OpenDAL s3", (key) => operator.read(key)],

@@ -79,7 +79,13 @@ async function adaptersFor(server: S3ServerHandle, client: S3Client, bucket: str
   }
   const disk = new Disk(new S3Driver({ ...clientConfig(server), bucket, visibility: "private", supportsACL: false }));
   adapters.push(flydriveAdapter(PEERS[1] as string, disk));
-  const op = new Operator("s3", {
+  adapters.push(opendalAdapter(PEERS[2] as string, opendalOperator(server, bucket)));
+  return adapters;
+}
+
+/** OpenDAL's s3 service on `bucket`, with the server's static credentials only. */
+export function opendalOperator(server: S3ServerHandle, bucket: string): Operator {
+  return new Operator("s3", {
     bucket,
     endpoint: server.endpoint,
     region: server.region,
@@ -87,8 +93,6 @@ async function adaptersFor(server: S3ServerHandle, client: S3Client, bucket: str
     secret_access_key: server.secretAccessKey,
     disable_config_load: "true",
   });
-  adapters.push(opendalAdapter(PEERS[2] as string, op));
-  return adapters;
 }
 
 export default defineSuite("s3", async (b) => {
