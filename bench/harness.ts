@@ -147,7 +147,7 @@ export interface CaseResult {
   concurrency: number;
   rounds: number;
   roundMs: number;
-  /** Operations each competitor ran before its rounds, at least (when the case warms up by count). */
+  /** The warm-up by count the case asked for (each competitor ran that many, or for WARMUP_MAX_MS). */
   warmupOps?: number;
   baseline?: string;
   competitors: CompetitorResult[];

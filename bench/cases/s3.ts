@@ -123,9 +123,7 @@ export default defineSuite("s3", async (b) => {
       // s3rver's write times swing with its file system: 1 s rounds average over that.
       roundMs: b.scale(1000, 300),
       // At a few hundred requests a second a JavaScript client needs seconds to reach V8's
-      // optimized code (its CPU per request falls 2-3x over the first ~2,000). PostgreSQL keeps
-      // the short warm-up: its small operations run thousands a second, and 8 s of 1 MiB puts
-      // would write gigabytes of WAL whose checkpoints then land in the timed rounds.
+      // optimized code (its CPU per request falls 2-3x over the first ~2,000).
       warmupOps: 2000,
       list: {
         total: listKeys,
