@@ -96,7 +96,7 @@ export interface CaseSpec {
    * Warm-up by operation count: each competitor repeats warm-up windows of `warmupMs` until it
    * has run this many operations (or for at most {@link WARMUP_MAX_MS}). V8 optimizes a
    * function after some thousand calls; at the few hundred requests a second of an S3
-   * client that takes seconds, and a native client needs none.
+   * client that takes seconds, and a native client needs none. `--quick` runs skip it.
    */
   warmupOps?: number;
   /** A sentence printed under the table (what is measured, a caveat). */
