@@ -288,6 +288,31 @@ describe("stowage commands", () => {
     stdin.isTTY = true;
     assertOneLineError(await cli(["--store", store, "put", "k"], { stdin }), EXIT.usage, /no FILE given and stdin is a terminal/);
   });
+
+  it("bench runs its four phases after the warm-up and leaves nothing behind", async () => {
+    const s = `file:${join(dir, "bench")}?fsync=false`;
+    assertOk(await cli(["--store", s, "put", "mine"], { input: "kept" }));
+    const json = await cli(["--store", s, "bench", "--ops", "20", "--concurrency", "4", "--size", "2KiB", "--warmup", "150", "--json"]);
+    assertOk(json);
+    const report = JSON.parse(json.stdout.toString()) as { size: number; ops: number; warmup: number; results: { op: string; ops: number; opsPerSec: number; mbPerSec?: number }[] };
+    assert.deepEqual([report.size, report.ops, report.warmup], [2048, 20, 150]);
+    assert.deepEqual(report.results.map((r) => [r.op, r.ops]), [["put", 20], ["get", 20], ["list", 20], ["delete", 20]]);
+    for (const r of report.results) assert.ok(r.opsPerSec > 0, `${r.op}: ${r.opsPerSec} ops/s`);
+    assert.ok((report.results[0]?.mbPerSec ?? 0) > 0);
+    // The phases' keys and the warm-up's (under a prefix of their own) are gone; the store's own key stays.
+    assert.equal((await cli(["--store", s, "ls"])).stdout.toString(), "mine\n");
+    const table = await cli(["--store", s, "bench", "--ops", "5"]);
+    assertOk(table);
+    assert.match(table.stdout.toString(), /^store file:.*value 1(\.0)? KiB {2}ops 5 {2}concurrency 16\n/);
+    for (const row of ["put", "get", "list \\(5 keys\\)", "delete"]) assert.match(table.stdout.toString(), new RegExp(`^${row} `, "m"));
+    assert.equal((await cli(["--store", s, "ls"])).stdout.toString(), "mine\n");
+  });
+
+  it("bench refuses bad sizes and counts with one line and exit 2", async () => {
+    for (const args of [["--size", "0"], ["--size", "2GiB"], ["--size", "lots"], ["--ops", "0"], ["--warmup", "-1"], ["--concurrency", "1.5"]]) {
+      assertOneLineError(await cli(["--store", store, "bench", ...args]), EXIT.usage, new RegExp(args[0] as string));
+    }
+  });
 });
 
 describe("stowage CLI versions (NATS)", async () => {

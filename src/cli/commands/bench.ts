@@ -12,11 +12,14 @@ import { formatBytes } from "../progress.js";
 
 /** How many list calls the list phase makes (each lists every key the put phase wrote). */
 const LIST_CALLS = 20;
+/** Distinct keys the warm-up cycles over. */
+const WARMUP_KEYS = 100;
 
 interface BenchOptions {
   size: number;
   ops: number;
   concurrency: number;
+  warmup: number;
   json?: boolean;
 }
 
@@ -38,12 +41,13 @@ export function register(program: Command, context: CliContext): void {
     .option("--size <bytes>", "value size: 1024, 1KiB, 64KiB, 1MiB …", parseSize, 1024)
     .option("--ops <n>", "operations per phase", positiveInt("--ops", 10_000_000), 1000)
     .option("--concurrency <n>", "operations in flight", positiveInt("--concurrency", 4096), 16)
+    .option("--warmup <n>", "untimed puts and then gets before the phases, under a prefix of their own that is deleted (a few thousand let V8 optimize the client)", wholeNumber("--warmup", 10_000_000), 0)
     .option("--json", "print the results as JSON instead of a table")
     .action(async (options: BenchOptions) => {
       await context.withStore(async (store) => {
         const results = await runBench(store, options, context);
         if (options.json) {
-          await writeText(context.io.stdout, JSON.stringify({ store: redactUrl(context.storeUrl()), size: options.size, ops: options.ops, concurrency: options.concurrency, results }, null, 2) + "\n");
+          await writeText(context.io.stdout, JSON.stringify({ store: redactUrl(context.storeUrl()), size: options.size, ops: options.ops, concurrency: options.concurrency, warmup: options.warmup, results }, null, 2) + "\n");
         } else {
           await writeText(context.io.stdout, summary(redactUrl(context.storeUrl()), options, results));
         }
@@ -53,11 +57,14 @@ export function register(program: Command, context: CliContext): void {
 
 /**
  * Runs the four phases under a fresh prefix (`stowage-bench/<time>-<random>/`): put `ops`
- * values, get them back (checking the size), list the prefix, delete them. Whatever happens —
- * an error, Ctrl-C — what was written is deleted before returning.
+ * values, get them back (checking the size), list the prefix, delete them. A warm-up first puts
+ * and gets `warmup` values under `<prefix minus its slash>-warmup/` and deletes them. Whatever
+ * happens — an error, Ctrl-C — what was written is deleted before returning.
  */
 export async function runBench(store: Store, options: BenchOptions, context: CliContext): Promise<PhaseResult[]> {
-  const prefix = `stowage-bench/${new Date().toISOString().replace(/[:.]/g, "-")}-${randomBytes(4).toString("hex")}/`;
+  const run = `stowage-bench/${new Date().toISOString().replace(/[:.]/g, "-")}-${randomBytes(4).toString("hex")}`;
+  const prefix = `${run}/`;
+  const warmupPrefix = `${run}-warmup/`;
   const keys = Array.from({ length: options.ops }, (_, i) => `${prefix}k${String(i).padStart(8, "0")}`);
   const value = new Uint8Array(randomBytes(options.size));
   const signal = context.signal;
@@ -66,6 +73,13 @@ export async function runBench(store: Store, options: BenchOptions, context: Cli
   const results: PhaseResult[] = [];
   let cleanedUp = false;
   try {
+    if (options.warmup > 0) {
+      const warmKeys = Array.from({ length: Math.min(options.warmup, WARMUP_KEYS) }, (_, i) => `${warmupPrefix}k${i}`);
+      const warmKey = (i: number) => warmKeys[i % warmKeys.length] as string;
+      await phase("put", options.warmup, options, context, (i) => store.put(warmKey(i), value, { signal }), "warm-up put");
+      await phase("get", options.warmup, options, context, (i) => store.get(warmKey(i), { signal }), "warm-up get");
+      await store.deleteMany(warmKeys, { signal });
+    }
     results.push(await phase("put", keys.length, options, context, (i) => store.put(keys[i] as string, value, { signal })));
     results.push(await phase("get", keys.length, options, context, async (i) => {
       const data = await store.get(keys[i] as string, { signal });
@@ -80,15 +94,19 @@ export async function runBench(store: Store, options: BenchOptions, context: Cli
     cleanedUp = true; // the delete phase removed every key
   } finally {
     // Clean up without the signal: Ctrl-C stops the measurement, not the cleanup.
-    if (!cleanedUp) await store.deleteMany(await store.list(prefix).catch(() => keys)).catch(() => undefined);
+    if (!cleanedUp) {
+      for (const [under, written] of [[prefix, keys], [warmupPrefix, []]] as const) {
+        await store.deleteMany(await store.list(under).catch(() => [...written])).catch(() => undefined);
+      }
+    }
   }
   return results;
 }
 
-async function phase(op: PhaseResult["op"], count: number, options: BenchOptions, context: CliContext, work: (i: number) => Promise<unknown>): Promise<PhaseResult> {
+async function phase(op: PhaseResult["op"], count: number, options: BenchOptions, context: CliContext, work: (i: number) => Promise<unknown>, label: string = op): Promise<PhaseResult> {
   const latencies = new Array<number>(count);
   const bar = context.interactive
-    ? new cliProgress.SingleBar({ stream: context.io.stderr, format: `${op.padEnd(6)} {bar} {value}/{total} ops  {rate} ops/s`, clearOnComplete: true, hideCursor: true, fps: 5 })
+    ? new cliProgress.SingleBar({ stream: context.io.stderr, format: `${label.padEnd(6)} {bar} {value}/{total} ops  {rate} ops/s`, clearOnComplete: true, hideCursor: true, fps: 5 })
     : undefined;
   bar?.start(count, 0, { rate: "–" });
   let next = 0;
@@ -137,7 +155,8 @@ export function summary(store: string, options: BenchOptions, results: PhaseResu
   }
   const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((row) => (row[i] as string).length)));
   const lines = rows.map((row) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join("  "));
-  return `store ${store}  value ${formatBytes(options.size)}  ops ${options.ops}  concurrency ${options.concurrency}\n${lines.join("\n")}\n`;
+  const warmup = options.warmup > 0 ? `  warm-up ${options.warmup}` : "";
+  return `store ${store}  value ${formatBytes(options.size)}  ops ${options.ops}  concurrency ${options.concurrency}${warmup}\n${lines.join("\n")}\n`;
 }
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
@@ -153,10 +172,18 @@ export function parseSize(text: string): number {
 }
 
 function positiveInt(flag: string, max: number): (text: string) => number {
+  return integerFrom(1, flag, max);
+}
+
+function wholeNumber(flag: string, max: number): (text: string) => number {
+  return integerFrom(0, flag, max);
+}
+
+function integerFrom(min: number, flag: string, max: number): (text: string) => number {
   return (text) => {
     const n = Number(text);
-    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < 1 || n > max) {
-      throw new InvalidArgumentError(`${flag} must be an integer from 1 to ${max}, got ${JSON.stringify(text)}`);
+    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
     }
     return n;
   };
