@@ -66,6 +66,7 @@ export async function runBench(store: Store, options: BenchOptions, context: Cli
   const prefix = `${run}/`;
   const warmupPrefix = `${run}-warmup/`;
   const keys = Array.from({ length: options.ops }, (_, i) => `${prefix}k${String(i).padStart(8, "0")}`);
+  const warmKeys = Array.from({ length: Math.min(options.warmup, WARMUP_KEYS) }, (_, i) => `${warmupPrefix}k${i}`);
   const value = new Uint8Array(randomBytes(options.size));
   const signal = context.signal;
   // Every operation in flight listens on the one Ctrl-C signal: that many listeners is no leak.
@@ -74,7 +75,6 @@ export async function runBench(store: Store, options: BenchOptions, context: Cli
   let cleanedUp = false;
   try {
     if (options.warmup > 0) {
-      const warmKeys = Array.from({ length: Math.min(options.warmup, WARMUP_KEYS) }, (_, i) => `${warmupPrefix}k${i}`);
       const warmKey = (i: number) => warmKeys[i % warmKeys.length] as string;
       await phase("put", options.warmup, options, context, (i) => store.put(warmKey(i), value, { signal }), "warm-up put");
       await phase("get", options.warmup, options, context, (i) => store.get(warmKey(i), { signal }), "warm-up get");
@@ -95,8 +95,8 @@ export async function runBench(store: Store, options: BenchOptions, context: Cli
   } finally {
     // Clean up without the signal: Ctrl-C stops the measurement, not the cleanup.
     if (!cleanedUp) {
-      for (const [under, written] of [[prefix, keys], [warmupPrefix, []]] as const) {
-        await store.deleteMany(await store.list(under).catch(() => [...written])).catch(() => undefined);
+      for (const [under, written] of [[prefix, keys], [warmupPrefix, warmKeys]] as const) {
+        await store.deleteMany(await store.list(under).catch(() => written)).catch(() => undefined);
       }
     }
   }
