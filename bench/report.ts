@@ -95,8 +95,11 @@ function competitorRow(c: CompetitorResult, columns: Columns): string[] {
   return row;
 }
 
-function warmedUp(result: CaseResult): string {
-  return result.warmupOps ? ` after a warm-up of ${result.warmupOps.toLocaleString("en-US")} operations (at most ${WARMUP_MAX_MS / 1000} s) each` : "";
+/** How a case ran: "concurrency 1, 1 KiB/op<sep> median of 5 rounds × 1000 ms[ after a warm-up …]". */
+function howRun(c: CaseResult, separator: string): string {
+  const size = c.bytesPerOp !== undefined ? `, ${formatBytes(c.bytesPerOp)}/op` : "";
+  const warmup = c.warmupOps ? ` after a warm-up of ${c.warmupOps.toLocaleString("en-US")} operations (at most ${WARMUP_MAX_MS / 1000} s) each` : "";
+  return `concurrency ${c.concurrency}${size}${separator} median of ${c.rounds} rounds × ${c.roundMs} ms${warmup}`;
 }
 
 /** The console block of one case: heading, table, targets, note. */
@@ -104,8 +107,7 @@ export function formatCase(result: CaseResult): string {
   const columns = columnsOf(result);
   const measured = result.competitors.filter((c) => !c.skipped && !c.failed);
   const rows = [headerRow(result, columns), ...measured.map((c) => competitorRow(c, columns))];
-  const size = result.bytesPerOp !== undefined ? `, ${formatBytes(result.bytesPerOp)}/op` : "";
-  const lines = [`\n${result.suite} · ${result.name}  (concurrency ${result.concurrency}${size}, median of ${result.rounds} rounds × ${result.roundMs} ms${warmedUp(result)})`, table(rows)];
+  const lines = [`\n${result.suite} · ${result.name}  (${howRun(result, ",")})`, table(rows)];
   // Competitors that did not run go below the table, so a long reason does not stretch its columns.
   for (const c of result.competitors) if (c.skipped || c.failed) lines.push(`  ${c.name}: ${c.skipped ? `skipped — ${c.skipped}` : `FAILED — ${c.failed}`}`);
   for (const c of result.competitors) if (c.teardownError) lines.push(`  ! teardown of ${c.name} failed: ${c.teardownError}`);
@@ -156,8 +158,7 @@ export function markdownCases(cases: CaseResult[]): string {
   const out: string[] = [];
   for (const c of cases) {
     const columns = columnsOf(c);
-    const size = c.bytesPerOp !== undefined ? `, ${formatBytes(c.bytesPerOp)}/op` : "";
-    out.push(`#### ${c.name}\n\n_concurrency ${c.concurrency}${size}; median of ${c.rounds} rounds × ${c.roundMs} ms${warmedUp(c)}_\n`);
+    out.push(`#### ${c.name}\n\n_${howRun(c, ";")}_\n`);
     out.push(mdTable([headerRow(c, columns), ...c.competitors.map((x) => competitorRow(x, columns))]));
     if (c.targets.length) out.push("\n" + c.targets.map((t) => `- target ${t.issue}: ${t.description} — **${formatTargetValue(t)} ${t.met ? "MET" : "NOT MET"}**${t.reason ? ` (${t.reason})` : ""}`).join("\n"));
     if (c.note) out.push(`\n_${c.note}_`);
