@@ -167,7 +167,7 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
     currentCase = name; // read by competitor() while build() runs
     const spec = build();
     const roundMs = spec.roundMs ?? options.roundMs;
-    const warmupOps = spec.warmupMs === 0 ? undefined : options.warmupOps;
+    const warmupOps = spec.warmupOps ?? options.warmupOps;
     await b.run({ name, baseline: options.baselines?.[name] ?? options.baseline, targets: targets[name], ...spec, ...(roundMs !== undefined && { roundMs }), ...(warmupOps !== undefined && { warmupOps }) });
   };
 
@@ -209,7 +209,7 @@ export async function standardCases(b: BenchContext, adapters: Adapter[], option
   if (streamBytes > 0) {
     const label = `${streamBytes / MiB} MiB`;
     // One operation per round, no warm-up: each moves 64 MiB, and the first is no colder than the rest.
-    const streamCase = { bytesPerOp: streamBytes, trackMemory: true, rounds: b.scale(3, 2), roundMs: 1, warmupMs: 0, maxOpsPerRound: 1 };
+    const streamCase = { bytesPerOp: streamBytes, trackMemory: true, rounds: b.scale(3, 2), roundMs: 1, warmupMs: 0, warmupOps: 0, maxOpsPerRound: 1 };
     await run(`put ${label} streamed`, () => ({
       ...streamCase,
       competitors: adapters.map((a) => competitor(a, {
