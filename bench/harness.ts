@@ -362,7 +362,8 @@ function rotate<T>(items: T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)];
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
+/** `gc()` when node runs with --expose-gc (as `npm run bench` does), else undefined. */
+export const gc = (globalThis as { gc?: () => void }).gc;
 
 /**
  * Runs `concurrency` workers, each looping the competitor's op, until `ms` elapsed or

@@ -19,10 +19,9 @@
 import { PerformanceObserver } from "node:perf_hooks";
 import { openStore } from "./stowage.js";
 import { createBucket, deleteBucket, startS3Server, storeUrl } from "../test/fixtures/s3.js";
-import { MiB } from "./harness.js";
+import { gc, MiB } from "./harness.js";
 import { opendalOperator } from "./cases/s3.js";
 
-const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error("run with node --expose-gc");
 const roundMs = Number(process.argv[2] ?? 2000);
 const GC_KINDS: Record<number, string> = { 1: "scavenge", 2: "minor mark-compact", 4: "mark-compact", 8: "incremental marking", 16: "weak callbacks" };

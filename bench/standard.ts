@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
-import { KiB, MiB, type BenchContext, type CaseSpec, type Competitor, type Target } from "./harness.js";
+import { gc, KiB, MiB, type BenchContext, type CaseSpec, type Competitor, type Target } from "./harness.js";
 import type { Store } from "../src/types.js";
 
 /** One competitor's view of a backend. Keys are `/`-separated like the Store contract's. */
@@ -95,7 +95,6 @@ async function verifyRoundTrip(adapter: Adapter, key: string, data: Uint8Array):
   if (!sameBytes(back, data)) throw new Error(`${adapter.name} returned ${back.length} bytes for a ${data.length}-byte value (or different bytes)`);
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
 /** Bytes between the collections the streamed cases force (with --expose-gc). */
 const GC_EVERY = 8 * MiB;
 
