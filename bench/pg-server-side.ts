@@ -1,17 +1,17 @@
 /**
  * Probe: what a 1 KiB put and get cost PostgreSQL itself, with no JavaScript in the way, in
- * stowage's layout and in the two other layouts that keep history. pgbench (one client,
- * prepared statements) runs stowage's own statements, built by `buildStatements` as the store
- * builds them, beside raw `pg`'s and the alternatives', alternated round by round; then it times
- * a 1k-of-100k prefix listing in stowage's layout and in the append-only one as keys gain
- * versions.
+ * stowage's layout and in two other layouts that keep history (the one stowage had before, and
+ * append-only without a table of live keys). pgbench (one client, prepared statements) runs
+ * stowage's own statements, built by `buildStatements` as the store builds them, beside raw
+ * `pg`'s and the alternatives', alternated round by round; then it times a 1k-of-100k prefix
+ * listing in stowage's layout and in the append-only one as keys gain versions.
  *
  *   node --import tsx bench/pg-server-side.ts [seconds per round (4)] [rounds (5)]
  *
  * Needs pgbench (Debian: postgresql-client or the server package; found on PATH or under
  * /usr/lib/postgresql/<version>/bin) and DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test.
  * Works in a schema of its own, dropped at the end. The figures are in docs/postgres.md,
- * "Why a put writes two rows".
+ * "Why versions are appended".
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -126,53 +126,56 @@ const schema = `pgserver_${process.pid}`;
 const dir = mkdtempSync(join(tmpdir(), "stowage-pgbench-"));
 try {
   await db.query(`CREATE SCHEMA ${schema}`);
-  const versioned = tableNames(schema, "versioned");
-  const plain = tableNames(schema, "plain");
   const { rows } = await db.query<{ lz4: boolean }>("SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'");
   const lz4 = rows[0]?.lz4 === true; // as the store decides
-  await db.query(schemaSql(versioned, { lz4 }));
-  await db.query(schemaSql(plain, { lz4 }));
+  const versioned = tableNames(schema, "versioned");
+  const plain = tableNames(schema, "plain");
   // What the update trigger that collects a replaced large value's chunks costs a put.
   const untriggered = tableNames(schema, "untriggered");
-  await db.query(schemaSql(untriggered, { lz4 }));
+  for (const [names, versions] of [[versioned, true], [plain, false], [untriggered, false]] as const) {
+    await db.query(schemaSql(names, { lz4, versions }));
+  }
   await db.query(`DROP TRIGGER "untriggered_replaced" ON ${untriggered.main}`);
-  // One row per put, (key, version) its key: the layout that writes as little as raw does.
-  const appendTable = `${schema}.append_only`;
-  const liveTable = `${schema}.live_keys`;
-  await db.query(`
-    CREATE SEQUENCE ${schema}.append_seq;
-    CREATE TABLE ${appendTable} (key text COLLATE "C" NOT NULL, version bigint NOT NULL, size bigint NOT NULL,
-      modified timestamptz NOT NULL DEFAULT now(), metadata jsonb, data bytea, deleted boolean NOT NULL DEFAULT false,
-      PRIMARY KEY (key, version));
-    CREATE TABLE ${liveTable} (key text COLLATE "C" PRIMARY KEY);
-    CREATE TABLE ${schema}.raw (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL);`);
   const options = { smallBytes: SMALL_VALUE_BYTES, history: undefined };
   const ours = buildStatements(versioned, { ...options, versions: true });
-  const appendPut = (from: string) => `INSERT INTO ${appendTable} (key, version, size, modified, metadata, data)
-    SELECT $1, nextval('${schema}.append_seq'), $4::bigint, now(), $3::jsonb, $2::bytea${from}`;
-  // Puts and deletes of a key must take effect in version order, and the live-key table must
-  // agree with the newest version: each write holds a lock on its key (an advisory lock: no
-  // WAL) and draws its version under it. Without the lock a racing delete could leave a
-  // listed key whose newest version is a delete marker.
-  const lock = `WITH lock AS (SELECT pg_advisory_xact_lock(hashtext('${appendTable}'), hashtext($1)))`;
+
+  // The layout stowage had before: the key's row holds the latest value and is rewritten by each
+  // put (a HOT update), and the put adds a history row, in one statement.
+  const rowTable = `${schema}.row_per_key`;
+  const historyTable = `${schema}.row_per_key_history`;
+  // One table, a row per version, no table of live keys: a put writes one row.
+  const appendTable = `${schema}.append_only`;
+  await db.query(`
+    CREATE SEQUENCE ${schema}.seq;
+    CREATE TABLE ${rowTable} (key text COLLATE "C" PRIMARY KEY, version bigint NOT NULL, size bigint NOT NULL,
+      modified timestamptz NOT NULL DEFAULT now(), metadata jsonb, data bytea, chunks integer NOT NULL DEFAULT 0) WITH (fillfactor = 80);
+    CREATE TABLE ${historyTable} (LIKE ${versioned.versions} INCLUDING ALL);
+    CREATE TABLE ${appendTable} (LIKE ${versioned.versions} INCLUDING ALL);
+    CREATE TABLE ${schema}.raw (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL);`);
+  const rowPerKeyPut = `WITH m AS (INSERT INTO ${rowTable} (key, version, size, modified, metadata, data)
+      VALUES ($1, nextval('${schema}.seq'), $4::bigint, now(), $3::jsonb, $2::bytea)
+      ON CONFLICT (key) DO UPDATE SET version = nextval('${schema}.seq'), size = EXCLUDED.size, modified = EXCLUDED.modified,
+        metadata = EXCLUDED.metadata, data = EXCLUDED.data RETURNING key, version, size, modified, metadata)
+    INSERT INTO ${historyTable} (key, version, size, modified, metadata, data) SELECT key, version, size, modified, metadata, $2::bytea FROM m`;
+
   await compare(bin, db, dir, "1 KiB put", [
     ["raw pg upsert (one row, no history)", `INSERT INTO ${schema}.raw (key, value) VALUES ($1, $2::bytea) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`],
     ["stowage versions=false", buildStatements(plain, { ...options, versions: false }).put.text],
     ["  the same without its update trigger", buildStatements(untriggered, { ...options, versions: false }).put.text],
     ["stowage, versions on (default)", ours.put.text],
-    ["append-only: one row per put", appendPut("")],
-    ["append-only + live-key table", `${lock}, live AS (INSERT INTO ${liveTable} (key) VALUES ($1) ON CONFLICT DO NOTHING) ${appendPut(" FROM lock")}`],
+    ["append-only, no live-key table", `INSERT INTO ${appendTable} (key, version, size, modified, metadata, data) VALUES ($1, nextval('${schema}.seq'), $4::bigint, now(), $3::jsonb, $2::bytea)`],
+    ["row per key + history row (earlier)", rowPerKeyPut],
   ]);
   await compare(bin, db, dir, "1 KiB get (the keys the puts wrote)", [
     ["raw pg", `SELECT value FROM ${schema}.raw WHERE key = $1`],
     ["stowage, versions on (default)", ours.get.text],
-    ["append-only: the newest version", `SELECT CASE WHEN size <= ${SMALL_VALUE_BYTES} THEN data END AS data, deleted FROM ${appendTable} WHERE key = $1 ORDER BY version DESC LIMIT 1`],
+    ["row per key + history row (earlier)", `SELECT CASE WHEN size <= ${SMALL_VALUE_BYTES} THEN data END AS data FROM ${rowTable} WHERE key = $1`],
   ]);
 
-  // Listing 1,000 keys of 100,000: stowage's layout lists its one-row-per-key table; the
-  // append-only layout must find each key's latest row among its versions.
+  // Listing 1,000 keys of 100,000: stowage lists its table of live keys; the append-only
+  // layout must find each key's newest row among its versions.
   console.log("\nlist 1k of 100k keys (median of 15, ms on the server and the wire, keys only)");
-  await db.query(`INSERT INTO ${versioned.main} (key, version, size, data) SELECT 'k/' || lpad(i::text, 6, '0'), i, 1, '\\x00' FROM generate_series(1, 100000) i`);
+  await db.query(`INSERT INTO ${versioned.main} (key) SELECT 'k/' || lpad(i::text, 6, '0') FROM generate_series(1, 100000) i`);
   await db.query(`INSERT INTO ${appendTable} (key, version, size, data) SELECT 'k/' || lpad(i::text, 6, '0'), i, 1, '\\x00' FROM generate_series(1, 100000) i`);
   await db.query(`ANALYZE ${versioned.main}; ANALYZE ${appendTable}`);
   const latest = `SELECT key FROM (SELECT DISTINCT ON (key) key, deleted FROM ${appendTable} WHERE key >= $1 AND key < $2 ORDER BY key, version DESC) l WHERE NOT deleted LIMIT $3`;

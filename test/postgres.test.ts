@@ -5,11 +5,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import pg from "pg";
 import { openStore } from "../src/open.js";
 import { PostgresStore, SMALL_VALUE_BYTES } from "../src/backends/postgres.js";
 import { buildStatements } from "../src/backends/postgres/statements.js";
-import { tableNames } from "../src/backends/postgres/schema.js";
+import { schemaSql, tableNames } from "../src/backends/postgres/schema.js";
 import { compareKeys, sortKeys } from "../src/keys.js";
 import { testStore } from "../src/testing/conformance.js";
 import { assertKind, collectBytes, patterned, text } from "../src/testing/helpers.js";
@@ -177,7 +178,7 @@ if ("skip" in server) {
       await plain.close();
     });
 
-    it("writes a large value's bytes once: the history row holds them, the main row points at it", async () => {
+    it("writes each value's bytes once, in its history row; the main table holds the live keys", async () => {
       const store = await own.open();
       const table = own.made.at(-1)!;
       const small = patterned(SMALL_VALUE_BYTES, 1);
@@ -186,18 +187,68 @@ if ("skip" in server) {
       await store.put("small", small);
       await store.put("large", large);
       await store.putMany([{ key: "m0", data: many[0]! }, { key: "m1", data: many[1]! }]);
-      const stored = async (t: string) =>
-        Object.fromEntries((await admin.query<{ key: string; bytes: number | null }>(`SELECT key, octet_length(data) AS bytes FROM "${t}"`)).rows.map((r) => [r.key, r.bytes]));
-      assert.deepEqual(await stored(table), { small: SMALL_VALUE_BYTES, large: null, m0: null, m1: 100 });
-      assert.deepEqual(await stored(`${table}_versions`), { small: SMALL_VALUE_BYTES, large: SMALL_VALUE_BYTES + 1, m0: 300_000, m1: 100 });
+      await store.put("gone", small);
+      await store.delete("gone");
+      const keys = await admin.query<{ key: string }>(`SELECT key FROM "${table}" ORDER BY key`);
+      assert.deepEqual(keys.rows.map((r) => r.key), ["large", "m0", "m1", "small"]);
+      const stored = await admin.query<{ key: string; bytes: number | null }>(`SELECT key, octet_length(data) AS bytes FROM "${table}_versions" ORDER BY key, version`);
+      assert.deepEqual(stored.rows.map((r) => [r.key, r.bytes]), [["gone", SMALL_VALUE_BYTES], ["gone", null], ["large", SMALL_VALUE_BYTES + 1], ["m0", 300_000], ["m1", 100], ["small", SMALL_VALUE_BYTES]]);
       // Every read path finds the bytes where they are.
       assert.deepEqual(await store.get("large"), large);
-      assert.deepEqual(await store.getMany(["m0", "large", "small", "m1"]), [many[0], large, small, many[1]]);
+      assert.deepEqual(await store.getMany(["m0", "large", "small", "m1", "gone"]), [many[0], large, small, many[1], undefined]);
+      await assertKind(store.stat("gone"), "not_found");
       const version = (await store.versions("large"))[0]!.version;
       await store.put("large", small);
       assert.deepEqual(await store.get("large", { version }), large);
       assert.deepEqual(await collectBytes(await store.getStream("m0")), Buffer.from(many[0]!));
       await store.close();
+    });
+
+    it("a put racing a delete of the same key: the live keys always agree with each key's newest version", async () => {
+      const pool = new pg.Pool({ connectionString: url, max: 8 });
+      const table = uniqueTable();
+      own.made.push(table);
+      const store = new PostgresStore({ pool, table, chunkBytes: 1024 });
+      const keys = ["a", "b", "c"];
+      const big = patterned(3000, 9); // chunked: drawn its version before it takes its lock
+      for (let round = 0; round < 150; round++) {
+        await Promise.all(
+          keys.flatMap((key, i) => [
+            store.put(key, text(`${round}`)),
+            store.delete(key),
+            (round + i) % 3 === 0 ? store.putStream(key, [big]) : store.put(key, text(`${round}'`)),
+            (round + i) % 4 === 0 ? store.deleteMany([key, "x"]) : store.putMany([{ key, data: text(`${round}"`) }, { key: "x", data: text("x") }]),
+          ]),
+        );
+        const listed = new Set(await store.list(""));
+        for (const key of keys) {
+          const newest = (await store.versions(key)).at(-1)!;
+          assert.equal(listed.has(key), !newest.deleted, `round ${round}: "${key}" listed ${listed.has(key)}, newest version deleted ${newest.deleted}`);
+          if (newest.deleted) await assertKind(store.get(key), "not_found");
+          else assert.equal((await store.get(key)).byteLength, newest.size);
+        }
+      }
+      await store.close();
+      await pool.end();
+    });
+
+    it("deletes and chunked puts work where the default isolation is REPEATABLE READ", async () => {
+      const table = uniqueTable();
+      own.made.push(table);
+      const strict = new URL(url);
+      strict.searchParams.set("options", "-c default_transaction_isolation=repeatable\\ read");
+      const pool = new pg.Pool({ connectionString: strict.href, max: 2 });
+      const { rows } = await pool.query<{ level: string }>("SELECT current_setting('transaction_isolation') AS level");
+      assert.equal(rows[0]!.level, "repeatable read");
+      const store = new PostgresStore({ pool, table, chunkBytes: 1024 });
+      await store.put("k", text("v"));
+      await store.putStream("big", [patterned(5000, 3)]);
+      await store.delete("k");
+      await store.deleteMany(["big", "none"]);
+      assert.deepEqual(await store.list(""), []);
+      assert.deepEqual((await store.versions("big")).map((v) => v.deleted), [false, true]);
+      await store.close();
+      await pool.end();
     });
 
     it("compresses values with lz4 where the server has it", async (t) => {
@@ -211,23 +262,26 @@ if ("skip" in server) {
         [[table, `${table}_versions`, `${table}_chunks`]],
       );
       const expected = server[0]?.lz4 === true ? "l" : "";
-      assert.deepEqual(rows.map((r) => r.attcompression), [expected, expected, expected]);
+      assert.deepEqual(rows.map((r) => r.attcompression), [expected, expected]);
       const compressible = new Uint8Array(MiB).fill(7);
       await store.put("k", compressible);
       assert.deepEqual(await store.get("k"), compressible);
       await store.close();
     });
 
-    it("reads a large value left in the main row by versions=false after versions are turned on", async () => {
+    it("refuses a table made with the other versions setting, saying which to use", async () => {
       const table = uniqueTable();
       own.made.push(table);
       const plain = await openStore(storeUrl(url, { table, versions: "false" }));
-      const value = patterned(200_000, 5);
-      await plain.put("k", value);
+      await plain.put("k", text("v"));
       await plain.close();
-      const versioned = await openStore(storeUrl(url, { table }));
-      assert.deepEqual(await versioned.get("k"), value);
-      await versioned.close();
+      const err = await assertKind(openStore(storeUrl(url, { table })), "fatal");
+      assert.match(err.message, /no history.*open it with versions=false/);
+      const other = uniqueTable();
+      own.made.push(other);
+      await (await openStore(storeUrl(url, { table: other }))).close();
+      const back = await assertKind(openStore(storeUrl(url, { table: other, versions: "false" })), "fatal");
+      assert.match(back.message, /keeps versions.*without versions=false/);
     });
 
     it("a large read stopped early or aborted discards its connection and the pool keeps working", async () => {
@@ -302,6 +356,24 @@ if ("skip" in server) {
       await assert.rejects(store.putStream("s", failing()));
       await assertKind(store.get("s"), "not_found");
       assert.equal((await admin.query(`SELECT 1 FROM "${table}_chunks"`)).rowCount, 0);
+      await store.close();
+    });
+
+    it("docs/postgres.md gives the schema the store makes, and a store opens on it with createSchema=false", async () => {
+      const doc = readFileSync(new URL("../docs/postgres.md", import.meta.url), "utf8");
+      const sql = /For teams that migrate by hand[\s\S]*?```sql\n([\s\S]*?)```/.exec(doc)?.[1]?.trim();
+      assert.equal(sql, schemaSql(tableNames("public", "stowage_objects"), { lz4: true }));
+      const table = uniqueTable();
+      own.made.push(table);
+      const missing = await assertKind(openStore(storeUrl(url, { table, createSchema: "false" })), "fatal");
+      assert.match(missing.message, /missing and createSchema is off/);
+      const { rows } = await admin.query<{ lz4: boolean | null }>("SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'");
+      const lines = sql!.replaceAll("stowage_objects", table).split("\n");
+      await admin.query(lines.filter((line) => rows[0]?.lz4 === true || !line.includes("COMPRESSION lz4")).join("\n"));
+      const store = await openStore(storeUrl(url, { table, createSchema: "false" }));
+      await store.put("k", patterned(3 * MiB, 2));
+      await store.delete("k");
+      assert.equal((await store.versions("k")).length, 2);
       await store.close();
     });
 

@@ -9,7 +9,7 @@ import { rechunk } from "./postgres/chunks.js";
 import { copyOut, CopyFormatError, type CopyResult } from "./postgres/copy-out.js";
 import { classifyPgError } from "./postgres/errors.js";
 import { DEFAULT_TABLE, assertIdentifier, ensureSchema, tableNames, type TableNames } from "./postgres/schema.js";
-import { bind, buildStatements, statement, type Statements } from "./postgres/statements.js";
+import { bind, buildStatements, type Statements } from "./postgres/statements.js";
 
 export { DEFAULT_TABLE as DEFAULT_POSTGRES_TABLE, schemaSql as postgresSchemaSql, tableNames as postgresTableNames } from "./postgres/schema.js";
 
@@ -41,7 +41,10 @@ export interface PostgresStoreOptions {
   table?: string;
   /** Schema of the tables (default: the connection's `current_schema()`, usually `public`). */
   schema?: string;
-  /** Keep every version in `<table>_versions` (default true). Off: a put is one upsert. */
+  /**
+   * Keep every version in `<table>_versions` (default true). Off: a put is one upsert. The
+   * tables differ, so a table serves the setting it was made with (the other is refused).
+   */
   versions?: boolean;
   /** Keep at most this many versions per key, delete markers included (at least 2; default all). */
   history?: number;
@@ -66,38 +69,34 @@ declare module "../open.js" {
 interface ValueRow {
   /** The bytes of a small value; null for a larger one (read by COPY). */
   data: Buffer | null;
-  /** A larger value's bytes are in this row's `data` (else in chunk rows or the history row). */
-  inline: boolean;
+  /** More than 0: the bytes are in this many chunk rows, else in the row's `data`. */
   chunks: number;
   version: string;
   size: number;
   deleted?: boolean;
 }
 
-/** The row a value was found in: the main table (latest) or the history table (a version). */
-type RowSource = "main" | "versions";
-
 /** A value found: a small one's bytes, or the row saying where a larger one's bytes are. */
-type Found = { bytes: Buffer } | { row: ValueRow; source: RowSource };
+type Found = { bytes: Buffer } | { row: ValueRow };
 
 /**
  * Values up to this size are read with the statement that finds them (hex text, one round
- * trip) and, with versions on, kept in the main row too; larger ones are written once and
- * read by binary COPY, which wins from about here on (see copy-out.ts).
+ * trip); larger ones are read by binary COPY, which wins from about here on (see copy-out.ts).
  */
 export const SMALL_VALUE_BYTES = 16 * 1024;
 
 interface Setup {
   names: TableNames;
-  sql: Statements & { dropChunks: ReturnType<typeof statement> };
+  sql: Statements;
 }
 
 /**
  * A store in PostgreSQL tables. Keys are a `text COLLATE "C"` primary key, so a prefix listing
- * is an index range scan in UTF-8 byte order; the latest value of each key is one row (inline
- * bytes up to `chunkBytes`, chunk rows beyond); every put and delete also adds a row to the
- * history table when versions are on. Statements are prepared per connection. The tables are
- * created on first use (see docs/postgres.md for the SQL).
+ * is an index range scan in UTF-8 byte order. With versions on (the default) every put and
+ * delete adds a row to the history table and a key's newest row is its value; with them off a
+ * key's value is its one row. A value is inline bytes up to `chunkBytes`, chunk rows beyond.
+ * Statements are prepared per connection. The tables are created on first use (see
+ * docs/postgres.md for the SQL).
  *
  * @example
  * const store = new PostgresStore({ pool: new pg.Pool({ connectionString }), table: "events" });
@@ -183,11 +182,8 @@ export class PostgresStore extends BaseStore {
     const schema = this.#options.schema ?? server.schema;
     if (schema === null) throw new StorageError("fatal", "the connection has no current schema (empty search_path): give ?schema=", { op: "open" });
     const names = tableNames(schema, this.#options.table);
-    await ensureSchema(this.#pool, names, this.#options.createSchema);
-    const sql = {
-      ...buildStatements(names, { versions: this.#options.versions, history: this.#options.history, smallBytes: SMALL_VALUE_BYTES }),
-      dropChunks: statement(`DELETE FROM ${names.chunks} WHERE key = $1 AND version = $2::bigint`),
-    };
+    await ensureSchema(this.#pool, names, { create: this.#options.createSchema, versions: this.#options.versions });
+    const sql = buildStatements(names, { versions: this.#options.versions, history: this.#options.history, smallBytes: SMALL_VALUE_BYTES });
     return { names, sql };
   }
 
@@ -229,9 +225,10 @@ export class PostgresStore extends BaseStore {
       size += piece.byteLength;
     }
     signal?.throwIfAborted();
+    if (sql.lockKey) await client.query(bind(sql.lockKey, [key]));
     const result = await client.query<{ applied: number }>(bind(sql.putChunked, [key, version, size, metadataJson(metadata), seq]));
     // A newer write to the key took effect while we streamed; without a history row nothing refers to our chunks.
-    if (result.rows[0]!.applied === 0 && !this.#options.versions) await client.query(bind(sql.dropChunks, [key, version]));
+    if (result.rows[0]!.applied === 0 && sql.dropChunks) await client.query(bind(sql.dropChunks, [key, version]));
   }
 
   protected async _get(key: string, options: GetOptions): Promise<Uint8Array> {
@@ -239,7 +236,7 @@ export class PostgresStore extends BaseStore {
       const found = await this.#find("get", key, options.version);
       if ("bytes" in found) return toBytes(found.bytes);
       try {
-        return await gather(this.#far("get", key, found.row, found.source, options.signal), found.row.size);
+        return await gather(this.#far("get", key, found.row, options.signal), found.row.size);
       } catch (err) {
         // Replaced between finding the row and reading its bytes: the newer value is as good.
         if (err instanceof ValueReplaced && options.version === undefined && attempt < 3) continue;
@@ -251,14 +248,13 @@ export class PostgresStore extends BaseStore {
   protected override async _getStream(key: string, options: GetOptions): Promise<AsyncIterable<Uint8Array>> {
     const found = await this.#find("getStream", key, options.version);
     if ("bytes" in found) return prepend([toBytes(found.bytes)], []);
-    return this.#far("getStream", key, found.row, found.source, options.signal);
+    return this.#far("getStream", key, found.row, options.signal);
   }
 
   /** The latest value or a version; `not_found` when missing or a delete marker. */
   async #find(op: StorageOp, key: string, version: string | undefined): Promise<Found> {
     const { sql } = await this.#ready();
     let row: ValueRow | undefined;
-    let source: RowSource = "main";
     if (version === undefined) {
       const small = (await this.#pool.query<{ data: Buffer | null }>(bind(sql.get, [key]))).rows[0];
       if (small?.data) return { bytes: small.data };
@@ -266,23 +262,22 @@ export class PostgresStore extends BaseStore {
       if (small) row = (await this.#pool.query<ValueRow>(bind(sql.head, [key]))).rows[0];
     } else if (/^[0-9]{1,18}$/.test(version)) {
       row = (await this.#pool.query<ValueRow>(bind(sql.getVersion, [key, version]))).rows[0];
-      source = "versions";
     }
     if (!row || row.deleted) throw notFound(op, key, version);
-    return row.data !== null ? { bytes: row.data } : { row, source };
+    return row.data !== null ? { bytes: row.data } : { row };
   }
 
   /**
    * The bytes of a value too large to come with its row, streamed by binary COPY from where
-   * they are: chunk rows in order, the row itself, or the history row the main row points at.
+   * they are: chunk rows in order, or the row itself (in `T_versions`, or `T` without versions).
    */
-  async *#far(op: StorageOp, key: string, row: ValueRow, source: RowSource, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+  async *#far(op: StorageOp, key: string, row: ValueRow, signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
     const { names } = await this.#ready();
     const where = `key = ${pg.escapeLiteral(key)} AND version = ${BigInt(row.version)}`;
     const select =
       row.chunks > 0
         ? `SELECT bytes FROM ${names.chunks} WHERE ${where} ORDER BY seq`
-        : `SELECT data FROM ${row.inline && source === "main" ? names.main : names.versions} WHERE ${where} AND data IS NOT NULL`;
+        : `SELECT data FROM ${this.#options.versions ? names.versions : names.main} WHERE ${where} AND data IS NOT NULL`;
     let found: CopyResult;
     try {
       found = yield* copyOut(this.#pool, `COPY (${select}) TO STDOUT (FORMAT binary)`, signal);
@@ -331,9 +326,9 @@ export class PostgresStore extends BaseStore {
 
   protected override async _stat(key: string): Promise<ObjectInfo> {
     const { sql } = await this.#ready();
-    const { rows } = await this.#pool.query<{ version: string; size: number; modified: Date; metadata: Metadata | null }>(bind(sql.stat, [key]));
+    const { rows } = await this.#pool.query<{ version: string; size: number; modified: Date; metadata: Metadata | null; deleted?: boolean }>(bind(sql.stat, [key]));
     const row = rows[0];
-    if (!row) throw notFound("stat", key);
+    if (!row || row.deleted) throw notFound("stat", key);
     const info: ObjectInfo = { key, size: row.size, modified: row.modified, metadata: row.metadata ?? {} };
     if (this.#options.versions) info.version = row.version;
     return info;
@@ -351,7 +346,8 @@ export class PostgresStore extends BaseStore {
     const { rows } = await this.#pool.query<ValueRow & { key: string }>(bind(sql.getMany, [[...new Set(keys)]]));
     const found = new Map<string, Uint8Array>();
     for (const row of rows) {
-      found.set(row.key, row.data !== null ? toBytes(row.data) : await gather(this.#far("getMany", row.key, row, "main", options.signal), row.size));
+      if (row.deleted) continue;
+      found.set(row.key, row.data !== null ? toBytes(row.data) : await gather(this.#far("getMany", row.key, row, options.signal), row.size));
     }
     // A key asked twice gets its own copy each time: callers may mutate what they receive.
     const given = new Set<string>();
@@ -424,6 +420,8 @@ export class PostgresStore extends BaseStore {
   /**
    * Runs `work` in a transaction on one connection and commits, unless it throws or `signal`
    * aborted, then rolls back. A connection whose rollback failed is discarded, not reused.
+   * READ COMMITTED whatever the server's default: with versions on, a chunked put's last
+   * statement, after the key's lock, must see what the writes that held it did.
    */
   async #transaction<T>(signal: AbortSignal | undefined, work: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
@@ -433,7 +431,7 @@ export class PostgresStore extends BaseStore {
     const onError = (err: Error) => (broken = err);
     client.on("error", onError);
     try {
-      await client.query("BEGIN");
+      await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
       const result = await work(client);
       signal?.throwIfAborted();
       await client.query("COMMIT");

@@ -1,13 +1,18 @@
 /**
  * The tables a PostgreSQL store uses, their DDL, and creating or checking them on first use.
  *
- * Three tables and a sequence per store, all named after the store's table `T`:
- * - `T`: the latest value of every live key (inline `data`, or `chunks` rows in `T_chunks`);
- * - `T_versions`: one row per put and per delete marker, when versions are kept;
+ * All named after the store's table `T`. With versions kept (the default):
+ * - `T`: the live keys, one row each (what `list` scans), written only when a key comes to
+ *   life or is deleted;
+ * - `T_versions`: one row per put and per delete marker; a key's newest row is its value.
+ * With `versions=false`:
+ * - `T`: one row per key holding its value; a put is one upsert.
+ * Both:
  * - `T_chunks`: the pieces of values larger than the inline limit, keyed by (key, version, seq);
- * - `T_version_seq`: version numbers, increasing in the order writes to a key take effect.
- * Two triggers drop chunk rows once neither `T` nor `T_versions` refers to them.
+ * - `T_version_seq`: version numbers, increasing in the order writes to a key take effect;
+ * - triggers that drop chunk rows once no row refers to them.
  */
+import { createHash } from "node:crypto";
 import type { Pool, PoolClient } from "pg";
 import { StorageError } from "../../errors.js";
 
@@ -25,6 +30,11 @@ export interface TableNames {
   gcFunction: string;
   /** For messages: schema.table unquoted. */
   display: string;
+  /**
+   * The first key of the table's advisory locks, `pg_advisory_xact_lock(lockClass, hashtext(key))`:
+   * a hash of `schema.table`, so stores of different tables never wait on each other.
+   */
+  lockClass: number;
 }
 
 /** The table name used when the URL and options name none. */
@@ -64,28 +74,55 @@ export function tableNames(schema: string, table: string): TableNames {
     sequenceLiteral: `'${sequence.replace(/'/g, "''")}'`,
     gcFunction: q(`${table}_drop_chunks`),
     display: `${schema}.${table}`,
+    lockClass: createHash("sha1").update(`stowage:${schema}.${table}`).digest().readInt32BE(0),
   };
+}
+
+/** What shape a store's tables have: see the module comment. */
+export interface SchemaOptions {
+  /** Keep versions (the default): live keys in `T`, values in `T_versions`. */
+  versions?: boolean;
+  /** Compress value columns with lz4 (PostgreSQL 14+, when built with it). */
+  lz4?: boolean;
 }
 
 /**
  * The DDL for a store's tables, idempotent (`IF NOT EXISTS`): what a store runs on first use,
- * and what a team that migrates by hand applies (see docs/postgres.md). Every overwrite
- * rewrites the main table's row: fillfactor 80 leaves room in each page for the new row
- * version, so an upsert is a HOT update (no index entry to add), measured 1.2x faster for
- * 1 KiB puts than on full pages. The history table is append-only and keeps the default.
+ * and what a team that migrates by hand applies (see docs/postgres.md).
  */
-export function schemaSql(n: TableNames, options: { lz4?: boolean } = {}): string {
+export function schemaSql(n: TableNames, options: SchemaOptions = {}): string {
+  const versions = options.versions ?? true;
   const trigger = (name: string) => quoteIdent(`${n.table}_${name}`);
-  // lz4 (PostgreSQL 14+, when built with it) compresses large values several times faster
-  // than the default pglz: a 1 MiB compressible put measured 4x faster here.
+  // lz4 compresses large values several times faster than the default pglz: a 1 MiB
+  // compressible put measured 4x faster here.
   const lz4 = options.lz4
     ? `
-ALTER TABLE ${n.main} ALTER COLUMN data SET COMPRESSION lz4;
-ALTER TABLE ${n.versions} ALTER COLUMN data SET COMPRESSION lz4;
+ALTER TABLE ${versions ? n.versions : n.main} ALTER COLUMN data SET COMPRESSION lz4;
 ALTER TABLE ${n.chunks} ALTER COLUMN bytes SET COMPRESSION lz4;
 `
     : "";
-  return `
+  const chunks = `
+CREATE TABLE IF NOT EXISTS ${n.chunks} (
+  key      text COLLATE "C" NOT NULL,
+  version  bigint  NOT NULL,
+  seq      integer NOT NULL,
+  bytes    bytea   NOT NULL,
+  PRIMARY KEY (key, version, seq)
+);`;
+  // A value's chunk rows go once the one row that refers to them is replaced, deleted or trimmed.
+  const dropChunks = (holder: string) => `
+CREATE OR REPLACE FUNCTION ${n.gcFunction}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM ${n.chunks} c
+   WHERE c.key = OLD.key AND c.version = OLD.version
+     AND NOT EXISTS (SELECT 1 FROM ${holder} h WHERE h.key = OLD.key AND h.version = OLD.version);
+  RETURN NULL;
+END $$;`;
+  if (!versions) {
+    // Every overwrite rewrites the key's row: fillfactor 80 leaves room in each page for the
+    // new row version, so an upsert is a HOT update (no index entry to add), measured 1.2x
+    // faster for 1 KiB puts than on full pages.
+    return `
 CREATE SEQUENCE IF NOT EXISTS ${n.sequence};
 
 CREATE TABLE IF NOT EXISTS ${n.main} (
@@ -97,6 +134,23 @@ CREATE TABLE IF NOT EXISTS ${n.main} (
   data     bytea,
   chunks   integer     NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
+${chunks}
+${dropChunks(n.main)}
+
+DROP TRIGGER IF EXISTS ${trigger("replaced")} ON ${n.main};
+CREATE TRIGGER ${trigger("replaced")} AFTER UPDATE ON ${n.main}
+  FOR EACH ROW WHEN (OLD.chunks > 0 AND OLD.version <> NEW.version) EXECUTE FUNCTION ${n.gcFunction}();
+DROP TRIGGER IF EXISTS ${trigger("deleted")} ON ${n.main};
+CREATE TRIGGER ${trigger("deleted")} AFTER DELETE ON ${n.main}
+  FOR EACH ROW WHEN (OLD.chunks > 0) EXECUTE FUNCTION ${n.gcFunction}();
+${lz4}`.trim();
+  }
+  return `
+CREATE SEQUENCE IF NOT EXISTS ${n.sequence};
+
+CREATE TABLE IF NOT EXISTS ${n.main} (
+  key      text COLLATE "C" PRIMARY KEY
+);
 
 CREATE TABLE IF NOT EXISTS ${n.versions} (
   key      text COLLATE "C" NOT NULL,
@@ -109,52 +163,44 @@ CREATE TABLE IF NOT EXISTS ${n.versions} (
   deleted  boolean     NOT NULL DEFAULT false,
   PRIMARY KEY (key, version)
 );
+${chunks}
+${dropChunks(n.versions)}
 
-CREATE TABLE IF NOT EXISTS ${n.chunks} (
-  key      text COLLATE "C" NOT NULL,
-  version  bigint  NOT NULL,
-  seq      integer NOT NULL,
-  bytes    bytea   NOT NULL,
-  PRIMARY KEY (key, version, seq)
-);
-
-CREATE OR REPLACE FUNCTION ${n.gcFunction}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  DELETE FROM ${n.chunks} c
-   WHERE c.key = OLD.key AND c.version = OLD.version
-     AND NOT EXISTS (SELECT 1 FROM ${n.main} m WHERE m.key = OLD.key AND m.version = OLD.version)
-     AND NOT EXISTS (SELECT 1 FROM ${n.versions} v WHERE v.key = OLD.key AND v.version = OLD.version);
-  RETURN NULL;
-END $$;
-
-DROP TRIGGER IF EXISTS ${trigger("replaced")} ON ${n.main};
-CREATE TRIGGER ${trigger("replaced")} AFTER UPDATE ON ${n.main}
-  FOR EACH ROW WHEN (OLD.chunks > 0 AND OLD.version <> NEW.version) EXECUTE FUNCTION ${n.gcFunction}();
-DROP TRIGGER IF EXISTS ${trigger("deleted")} ON ${n.main};
-CREATE TRIGGER ${trigger("deleted")} AFTER DELETE ON ${n.main}
-  FOR EACH ROW WHEN (OLD.chunks > 0) EXECUTE FUNCTION ${n.gcFunction}();
 DROP TRIGGER IF EXISTS ${trigger("trimmed")} ON ${n.versions};
 CREATE TRIGGER ${trigger("trimmed")} AFTER DELETE ON ${n.versions}
   FOR EACH ROW WHEN (OLD.chunks > 0) EXECUTE FUNCTION ${n.gcFunction}();
 ${lz4}`.trim();
 }
 
+type Role = "main" | "versions" | "chunks";
+
+const VALUE_COLUMNS = { version: "bigint", size: "bigint", modified: "timestamp with time zone", metadata: "jsonb", data: "bytea", chunks: "integer" };
+const CHUNK_COLUMNS = { key: "text C", version: "bigint", seq: "integer", bytes: "bytea" };
 /** Columns each table must have, with their types (`format_type`) and, for keys, collation. */
-const EXPECTED: Record<"main" | "versions" | "chunks", Record<string, string>> = {
-  main: { key: "text C", version: "bigint", size: "bigint", modified: "timestamp with time zone", metadata: "jsonb", data: "bytea", chunks: "integer" },
-  versions: { key: "text C", version: "bigint", size: "bigint", modified: "timestamp with time zone", metadata: "jsonb", data: "bytea", chunks: "integer", deleted: "boolean" },
-  chunks: { key: "text C", version: "bigint", seq: "integer", bytes: "bytea" },
+const EXPECTED: Record<"versioned" | "plain", Partial<Record<Role, Record<string, string>>>> = {
+  versioned: {
+    main: { key: "text C" },
+    versions: { key: "text C", ...VALUE_COLUMNS, deleted: "boolean" },
+    chunks: CHUNK_COLUMNS,
+  },
+  plain: {
+    main: { key: "text C", ...VALUE_COLUMNS },
+    chunks: CHUNK_COLUMNS,
+  },
 };
-const TRIGGERS = 3;
+const TRIGGERS = { versioned: ["trimmed"], plain: ["replaced", "deleted"] };
 
 /** What is missing or wrong: `missing` can be created; `wrong` needs a person. */
 interface SchemaState {
   missing: string[];
   wrong: string[];
+  /** The main table has the other setting's shape: opened with the wrong `versions`. */
+  otherMode?: boolean;
 }
 
-async function inspect(db: Pool | PoolClient, n: TableNames): Promise<SchemaState> {
-  const names = { main: n.table, versions: `${n.table}_versions`, chunks: `${n.table}_chunks` };
+async function inspect(db: Pool | PoolClient, n: TableNames, versions: boolean): Promise<SchemaState> {
+  const mode = versions ? "versioned" : "plain";
+  const names: Record<Role, string> = { main: n.table, versions: `${n.table}_versions`, chunks: `${n.table}_chunks` };
   const { rows } = await db.query<{ table: string; column: string; type: string; collation: string | null }>(
     `SELECT c.relname AS "table", a.attname AS "column", format_type(a.atttypid, a.atttypmod) AS "type", co.collname AS "collation"
        FROM pg_class c
@@ -164,34 +210,46 @@ async function inspect(db: Pool | PoolClient, n: TableNames): Promise<SchemaStat
       WHERE s.nspname = $1 AND c.relname = ANY($2::text[])`,
     [n.schema, Object.values(names)],
   );
+  const triggers = TRIGGERS[mode].map((t) => `${n.table}_${t}`);
   const { rows: extra } = await db.query<{ sequences: number; triggers: number }>(
     `SELECT (SELECT count(*)::int FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
               WHERE s.nspname = $1 AND c.relname = $2 AND c.relkind = 'S') AS sequences,
             (SELECT count(*)::int FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace s ON s.oid = c.relnamespace
               WHERE s.nspname = $1 AND t.tgname = ANY($3::text[])) AS triggers`,
-    [n.schema, `${n.table}_version_seq`, ["replaced", "deleted", "trimmed"].map((t) => `${n.table}_${t}`)],
+    [n.schema, `${n.table}_version_seq`, triggers],
   );
   const state: SchemaState = { missing: [], wrong: [] };
-  for (const [role, name] of Object.entries(names) as ["main" | "versions" | "chunks", string][]) {
-    const columns = new Map(rows.filter((r) => r.table === name).map((r) => [r.column, r.collation === "C" ? `${r.type} C` : r.type]));
+  const columnsOf = (name: string) => new Map(rows.filter((r) => r.table === name).map((r) => [r.column, r.collation === "C" ? `${r.type} C` : r.type]));
+  const main = columnsOf(names.main);
+  // A table of the other setting: versioned, the main table holds keys only; plain, the values too.
+  const other = EXPECTED[versions ? "plain" : "versioned"].main!;
+  if (main.size === Object.keys(other).length && Object.entries(other).every(([column, type]) => main.get(column) === type)) state.otherMode = true;
+  for (const [role, expected] of Object.entries(EXPECTED[mode]) as [Role, Record<string, string>][]) {
+    const columns = columnsOf(names[role]);
     if (columns.size === 0) {
-      state.missing.push(`table ${n.schema}.${name}`);
+      state.missing.push(`table ${n.schema}.${names[role]}`);
       continue;
     }
-    for (const [column, type] of Object.entries(EXPECTED[role])) {
+    for (const [column, type] of Object.entries(expected)) {
       const found = columns.get(column);
-      if (found !== type) state.wrong.push(`${n.schema}.${name}.${column} is ${found === undefined ? "missing" : `"${found}"`}, expected "${type}"`);
+      if (found !== type) state.wrong.push(`${n.schema}.${names[role]}.${column} is ${found === undefined ? "missing" : `"${found}"`}, expected "${type}"`);
     }
   }
   if (extra[0]!.sequences === 0) state.missing.push(`sequence ${n.schema}.${n.table}_version_seq`);
-  if (extra[0]!.triggers < TRIGGERS) state.missing.push("chunk clean-up triggers");
+  if (extra[0]!.triggers < triggers.length) state.missing.push("chunk clean-up triggers");
   return state;
 }
 
-function wrongSchema(n: TableNames, wrong: string[]): StorageError {
+function wrongSchema(n: TableNames, state: SchemaState, versions: boolean): StorageError {
+  if (state.otherMode) {
+    const message = versions
+      ? `table ${n.display} keeps one row per key and no history (it was made with versions=false, or by an earlier stowage): open it with versions=false, or choose another ?table=`
+      : `table ${n.display} keeps versions (it was made with versions on, the default): open it without versions=false, or choose another ?table=`;
+    return new StorageError("fatal", message, { op: "open" });
+  }
   return new StorageError(
     "fatal",
-    `table ${n.display} exists but is not a stowage table (${wrong.slice(0, 3).join("; ")}); choose another ?table= or migrate it to the schema in docs/postgres.md`,
+    `table ${n.display} exists but is not a stowage table (${state.wrong.slice(0, 3).join("; ")}); choose another ?table= or migrate it to the schema in docs/postgres.md`,
     { op: "open" },
   );
 }
@@ -211,9 +269,10 @@ const LOCK_CLASS = 0x53_54_4f_57; // "STOW"
  * once do not race on `CREATE ... IF NOT EXISTS` (which is not safe under concurrency by itself).
  * Checks first without DDL, so a role without CREATE can use tables made by hand.
  */
-export async function ensureSchema(pool: Pool, n: TableNames, create: boolean): Promise<void> {
-  let state = await inspect(pool, n);
-  if (state.wrong.length > 0) throw wrongSchema(n, state.wrong);
+export async function ensureSchema(pool: Pool, n: TableNames, options: { create: boolean; versions: boolean }): Promise<void> {
+  const { create, versions } = options;
+  let state = await inspect(pool, n, versions);
+  if (state.otherMode || state.wrong.length > 0) throw wrongSchema(n, state, versions);
   if (state.missing.length === 0) return;
   if (!create) {
     throw new StorageError("fatal", `${state.missing.join(", ")} missing and createSchema is off; apply the SQL in docs/postgres.md (or \`stowage\` with a role that may CREATE)`, { op: "open" });
@@ -226,9 +285,9 @@ export async function ensureSchema(pool: Pool, n: TableNames, create: boolean): 
   try {
     await client.query("BEGIN");
     await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_CLASS, n.display]);
-    state = await inspect(client, n); // another process may have finished while we waited
-    if (state.wrong.length > 0) throw wrongSchema(n, state.wrong);
-    if (state.missing.length > 0) await client.query(schemaSql(n, { lz4: await hasLz4(client) }));
+    state = await inspect(client, n, versions); // another process may have finished while we waited
+    if (state.otherMode || state.wrong.length > 0) throw wrongSchema(n, state, versions);
+    if (state.missing.length > 0) await client.query(schemaSql(n, { versions, lz4: await hasLz4(client) }));
     await client.query("COMMIT");
   } catch (err) {
     await client.query("ROLLBACK").catch(() => undefined);
