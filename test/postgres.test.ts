@@ -232,6 +232,17 @@ if ("skip" in server) {
       await pool.end();
     });
 
+    it("a putMany and a deleteMany of 20,000 keys fit the server's lock table", async () => {
+      const store = await own.open();
+      const entries = Array.from({ length: 20_000 }, (_, i) => ({ key: `many/${i}`, data: text(String(i)) }));
+      await store.putMany(entries);
+      assert.equal((await store.list("many/")).length, 20_000);
+      assert.deepEqual(await store.get("many/19999"), text("19999"));
+      await store.deleteMany(entries.map((e) => e.key));
+      assert.deepEqual(await store.list("many/"), []);
+      await store.close();
+    });
+
     it("deletes and chunked puts work where the default isolation is REPEATABLE READ", async () => {
       const table = uniqueTable();
       own.made.push(table);

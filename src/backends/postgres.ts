@@ -385,6 +385,8 @@ export class PostgresStore extends BaseStore {
     if (entries.length === 0) return;
     const signal = options.signal;
     await this.#transaction(signal, async (client) => {
+      // The locks of all its keys first, in one statement: later statements add none.
+      if (sql.lockBatch) await client.query(bind(sql.lockBatch, [[...new Set(entries.map((e) => e.key))]]));
       let batch: BatchEntry[] = [];
       let batchKeys = new Set<string>();
       let bytes = 0;

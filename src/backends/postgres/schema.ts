@@ -31,8 +31,9 @@ export interface TableNames {
   /** For messages: schema.table unquoted. */
   display: string;
   /**
-   * The first key of the table's advisory locks, `pg_advisory_xact_lock(lockClass, hashtext(key))`:
-   * a hash of `schema.table`, so stores of different tables never wait on each other.
+   * The first key of the table's advisory locks on buckets of keys, `(lockClass, bucket)`; its
+   * locks on single keys are `(lockClass ^ 1, hashtext(key))`. A hash of `schema.table`, so
+   * stores of different tables never wait on each other.
    */
   lockClass: number;
 }

@@ -43,6 +43,8 @@ interface LayoutStatements {
   put: Statement;
   /** Versioned: the key's lock, taken before a chunked put's last statement. */
   lockKey: Statement | undefined;
+  /** Versioned: the locks of a batch's keys (`$1`), taken first in a putMany's transaction. */
+  lockBatch: Statement | undefined;
   putChunked: Statement;
   putMany: Statement;
   /** With `history`: drops each key's versions past the newest N. */
@@ -59,6 +61,13 @@ interface LayoutStatements {
 
 /** Columns of a value's row, in both layouts. */
 const ROW_COLUMNS = "key, version, size, modified, metadata, data, chunks";
+
+/**
+ * Buckets of keys for a batch's locks (see versionedStatements): at most this many locks per
+ * batch, the server's default `max_locks_per_transaction`, so batches on every connection at
+ * once still fit its lock table (one lock per key, 20,000 keys overflowed it).
+ */
+export const LOCK_BUCKETS = 64;
 
 /** The next version number, from the store's sequence. */
 const nextVersion = (n: TableNames) => `nextval(${n.sequenceLiteral})`;
@@ -95,21 +104,25 @@ export function buildStatements(n: TableNames, o: StatementOptions) {
 /**
  * Versions kept: a put appends its row to `T_versions` and adds the key to `T` if it is not
  * there (no write when it is: an overwrite costs one row, as a plain upsert does); a read takes
- * a key's newest row. Each write holds its keys' advisory locks (in-memory, no WAL) and draws its
- * version under them, so writes to a key take effect in version order and `T` always agrees with
- * the newest row (a put racing a delete cannot leave a listed key whose newest row is a marker).
+ * a key's newest row. Each write holds advisory locks (in memory, no WAL, until commit) on its
+ * keys and draws its versions under them, so writes to a key take effect in version order and
+ * `T` always agrees with the newest row (a put racing a delete cannot leave a listed key whose
+ * newest row is a marker). A write of one key locks it, and its bucket shared; a batch locks the
+ * buckets of its keys (at most LOCK_BUCKETS) exclusively, so it waits for, and holds off, the
+ * writes of one key in them.
  */
 function versionedStatements(n: TableNames, o: StatementOptions, valueColumns: string, ifSmall: (data: string, size: string) => string): LayoutStatements {
   const next = nextVersion(n);
-  const lockKey = (key: string) => `pg_advisory_xact_lock(${n.lockClass}, hashtext(${key}))`;
+  const bucket = (key: string) => `hashtext(${key}) & ${LOCK_BUCKETS - 1}`;
+  const lockKey = (key: string) => `pg_advisory_xact_lock_shared(${n.lockClass}, ${bucket(key)}), pg_advisory_xact_lock(${n.lockClass ^ 1}, hashtext(${key}))`;
+  // In one order (by bucket) for every batch, so batches do not deadlock on each other.
+  const lockBuckets = `SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(${n.lockClass}, b)
+      FROM (SELECT DISTINCT ${bucket("k")} AS b FROM unnest($1::text[]) AS k ORDER BY 1) buckets) locks`;
   // Keeps the newest `history` versions: this statement's snapshot does not see the row it
   // adds, so it keeps history - 1 of the older ones.
   const trimOne = o.history === undefined ? "" : `, trimmed AS (DELETE FROM ${n.versions} WHERE key = $1 AND version <
       (SELECT version FROM ${n.versions} WHERE key = $1 ORDER BY version DESC OFFSET ${o.history - 2} LIMIT 1))`;
   const newest = (columns: string) => `SELECT ${columns} FROM ${n.versions} v WHERE key = $1 ORDER BY v.version DESC LIMIT 1`;
-  // Every key of a batch, one after the other in one order (by hash) for every writer.
-  const lockKeys = `lock AS (SELECT count(*) AS n FROM (SELECT ${lockKey("k.key")} FROM
-      (SELECT key FROM unnest($1::text[]) AS u(key) ORDER BY hashtext(key)) k) locks)`;
   return {
     // The lock is taken when `lock` is first read: before the version is drawn and before the
     // key is added (which reads it too, so the order does not rest on when CTEs run).
@@ -118,6 +131,7 @@ function versionedStatements(n: TableNames, o: StatementOptions, valueColumns: s
       INSERT INTO ${n.versions} (${ROW_COLUMNS}) SELECT $1, ${next}, $4::bigint, now(), $3::jsonb, $2::bytea, 0 FROM lock`),
     /** Run first, in the chunked put's transaction: the next statement then sees the key's newest row. */
     lockKey: statement(`SELECT ${lockKey("$1")}`),
+    lockBatch: statement(lockBuckets),
     // A chunked value's version was drawn before its chunks were written; a newer write that
     // took effect meanwhile stays the value (as if the stream had finished first), and the key
     // is live only if that newer write is not a delete.
@@ -125,12 +139,11 @@ function versionedStatements(n: TableNames, o: StatementOptions, valueColumns: s
         live AS (INSERT INTO ${n.main} (key) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM ${n.versions} WHERE key = $1 AND version > $2::bigint)
           ON CONFLICT DO NOTHING) ${trimOne}
       SELECT 1 AS applied`),
-    // A batch holds each key once.
-    putMany: statement(`WITH ${lockKeys},
-        live AS (INSERT INTO ${n.main} (key) SELECT u.key FROM lock, unnest($1::text[]) AS u(key) ON CONFLICT DO NOTHING)
+    // After `lockBatch` in the same transaction. A batch holds each key once.
+    putMany: statement(`WITH live AS (INSERT INTO ${n.main} (key) SELECT key FROM unnest($1::text[]) AS u(key) ON CONFLICT DO NOTHING)
       INSERT INTO ${n.versions} (${ROW_COLUMNS})
       SELECT u.key, ${next}, octet_length(u.data), now(), u.metadata::jsonb, u.data, 0
-        FROM lock, unnest($1::text[], $2::bytea[], $3::text[]) AS u(key, data, metadata)`),
+        FROM unnest($1::text[], $2::bytea[], $3::text[]) AS u(key, data, metadata)`),
     trimMany:
       o.history === undefined
         ? undefined
@@ -149,7 +162,7 @@ function versionedStatements(n: TableNames, o: StatementOptions, valueColumns: s
     delete: statement(`WITH lock AS (SELECT ${lockKey("$1")}),
         gone AS (DELETE FROM ${n.main} WHERE key = $1 AND EXISTS (SELECT FROM lock) RETURNING key) ${trimOne}
       INSERT INTO ${n.versions} (key, version, size, deleted) SELECT key, ${next}, 0, true FROM gone`),
-    deleteMany: statement(`WITH ${lockKeys},
+    deleteMany: statement(`WITH lock AS (${lockBuckets}),
         gone AS (DELETE FROM ${n.main} WHERE key = ANY($1::text[]) AND EXISTS (SELECT FROM lock) RETURNING key)
       INSERT INTO ${n.versions} (key, version, size, deleted) SELECT key, ${next}, 0, true FROM gone`),
     dropChunks: undefined,
@@ -167,6 +180,7 @@ function plainStatements(n: TableNames, valueColumns: string, ifSmall: (data: st
   return {
     put: statement(upsert(`VALUES ($1, ${next}, $4::bigint, now(), $3::jsonb, $2::bytea, 0)`)),
     lockKey: undefined,
+    lockBatch: undefined,
     // A chunked value's version was drawn before its chunks were written; a newer write that
     // took effect meanwhile wins (as if the stream had finished first).
     putChunked: statement(`WITH m AS (INSERT INTO ${n.main} AS m (${ROW_COLUMNS})
