@@ -124,6 +124,40 @@ if ("skip" in server) {
       });
     });
 
+    it("finds a key's newest version in one backward index step under a generic plan, however long its history", async () => {
+      const store = await own.open();
+      const table = own.made.at(-1)!;
+      await store.put("warm", text("warm"));
+      // 100 keys of 2,000 versions each.
+      await admin.query(`INSERT INTO "${table}_versions" (key, version, size, data) SELECT 'k' || (i % 100), i + 10, 1, '\\x07' FROM generate_series(1, 200000) i`);
+      await admin.query(`INSERT INTO "${table}" (key) SELECT 'k' || i FROM generate_series(1, 99) i`);
+      await admin.query(`ANALYZE "${table}_versions"`);
+      const sql = buildStatements(tableNames("public", table), { versions: true, history: undefined, smallBytes: SMALL_VALUE_BYTES });
+      const client = await admin.connect();
+      try {
+        await client.query("SET plan_cache_mode = force_generic_plan");
+        for (const [name, statement, types, args] of [
+          ["g1", sql.get, "text", "'k5'"],
+          ["g2", sql.getMany, "text[]", "ARRAY['k5', 'k7', 'none']"],
+          ["g3", sql.stat, "text", "'k5'"],
+        ] as const) {
+          await client.query(`PREPARE ${name}(${types}) AS ${statement.text}`);
+          const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE ${name}(${args})`);
+          const plan = rows.map((r) => r["QUERY PLAN"]).join("\n");
+          assert.match(plan, /Index Scan Backward using \S+_versions_pkey/, plan);
+          assert.doesNotMatch(plan, /Sort|Seq Scan/, plan);
+          // One row read of the key's 2,000 (per key asked).
+          assert.equal(/Index Scan Backward[^\n]*actual rows=(\d+)/.exec(plan)?.[1], "1", plan);
+          await client.query(`DEALLOCATE ${name}`);
+        }
+      } finally {
+        await client.query("RESET plan_cache_mode").catch(() => undefined);
+        client.release();
+      }
+      assert.deepEqual(await store.getMany(["k5", "none", "warm"]), [new Uint8Array([7]), undefined, text("warm")]);
+      await store.close();
+    });
+
     it("orders astral, private-use and BMP keys by UTF-8 bytes, as compareKeys does", async () => {
       const store = await own.open();
       const keys = ["a/\u{1F600}", "a/\uE000", "a/\uFFFF", "a/\u{10000}", "a/z", "a/\u00E9", "a/\u{10FFFF}", "a/ ", "a/\u7FFF", "a/%", "a/_"];
