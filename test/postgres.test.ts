@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import pg from "pg";
 import { openStore } from "../src/open.js";
 import { PostgresStore, SMALL_VALUE_BYTES } from "../src/backends/postgres.js";
-import { buildStatements } from "../src/backends/postgres/statements.js";
+import { buildStatements, type Statement } from "../src/backends/postgres/statements.js";
 import { schemaSql, tableNames } from "../src/backends/postgres/schema.js";
 import { compareKeys, sortKeys } from "../src/keys.js";
 import { testStore } from "../src/testing/conformance.js";
@@ -51,6 +51,25 @@ if ("skip" in server) {
       await own.destroy();
       await admin.end();
     });
+
+    /** The plan of each statement as a prepared statement forced to its generic plan. */
+    const genericPlans = async (statements: [Statement, string, string][], explain = ""): Promise<string[]> => {
+      const client = await admin.connect();
+      try {
+        await client.query("SET plan_cache_mode = force_generic_plan");
+        const plans: string[] = [];
+        for (const [i, [statement, types, args]] of statements.entries()) {
+          await client.query(`PREPARE plan${i}(${types}) AS ${statement.text}`);
+          const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN ${explain ? `(${explain}) ` : ""}EXECUTE plan${i}(${args})`);
+          plans.push(rows.map((r) => r["QUERY PLAN"]).join("\n"));
+          await client.query(`DEALLOCATE plan${i}`);
+        }
+        return plans;
+      } finally {
+        await client.query("RESET plan_cache_mode").catch(() => undefined);
+        client.release();
+      }
+    };
 
     describe("prefix listing over 100k keys with % and _ in them", () => {
       let store: Store;
@@ -103,23 +122,13 @@ if ("skip" in server) {
 
       it("the range query uses the primary key index under a generic plan", async () => {
         const sql = buildStatements(tableNames("public", table), { versions: false, history: undefined, smallBytes: SMALL_VALUE_BYTES });
-        const client = await admin.connect();
-        try {
-          await client.query("SET plan_cache_mode = force_generic_plan");
-          for (const [name, statement, types, args] of [
-            ["r1", sql.range, "text, text, bigint", "'data/x%_2/', 'data/x%_20', 1001"],
-            ["r2", sql.rangeAfter, "text, text, bigint", "'data/x%_2/item_0500', 'data/x%_20', 1001"],
-          ] as const) {
-            await client.query(`PREPARE ${name}(${types}) AS ${statement.text}`);
-            const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN EXECUTE ${name}(${args})`);
-            const plan = rows.map((r) => r["QUERY PLAN"]).join("\n");
-            assert.match(plan, /Index (Only )?Scan using/, plan);
-            assert.doesNotMatch(plan, /Seq Scan/, plan);
-            await client.query(`DEALLOCATE ${name}`);
-          }
-        } finally {
-          await client.query("RESET plan_cache_mode").catch(() => undefined);
-          client.release();
+        const plans = await genericPlans([
+          [sql.range, "text, text, bigint", "'data/x%_2/', 'data/x%_20', 1001"],
+          [sql.rangeAfter, "text, text, bigint", "'data/x%_2/item_0500', 'data/x%_20', 1001"],
+        ]);
+        for (const plan of plans) {
+          assert.match(plan, /Index (Only )?Scan using/, plan);
+          assert.doesNotMatch(plan, /Seq Scan/, plan);
         }
       });
     });
@@ -133,26 +142,19 @@ if ("skip" in server) {
       await admin.query(`INSERT INTO "${table}" (key) SELECT 'k' || i FROM generate_series(1, 99) i`);
       await admin.query(`ANALYZE "${table}_versions"`);
       const sql = buildStatements(tableNames("public", table), { versions: true, history: undefined, smallBytes: SMALL_VALUE_BYTES });
-      const client = await admin.connect();
-      try {
-        await client.query("SET plan_cache_mode = force_generic_plan");
-        for (const [name, statement, types, args] of [
-          ["g1", sql.get, "text", "'k5'"],
-          ["g2", sql.getMany, "text[]", "ARRAY['k5', 'k7', 'none']"],
-          ["g3", sql.stat, "text", "'k5'"],
-        ] as const) {
-          await client.query(`PREPARE ${name}(${types}) AS ${statement.text}`);
-          const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE ${name}(${args})`);
-          const plan = rows.map((r) => r["QUERY PLAN"]).join("\n");
-          assert.match(plan, /Index Scan Backward using \S+_versions_pkey/, plan);
-          assert.doesNotMatch(plan, /Sort|Seq Scan/, plan);
-          // One row read of the key's 2,000 (per key asked).
-          assert.equal(/Index Scan Backward[^\n]*actual rows=(\d+)/.exec(plan)?.[1], "1", plan);
-          await client.query(`DEALLOCATE ${name}`);
-        }
-      } finally {
-        await client.query("RESET plan_cache_mode").catch(() => undefined);
-        client.release();
+      const plans = await genericPlans(
+        [
+          [sql.get, "text", "'k5'"],
+          [sql.getMany, "text[]", "ARRAY['k5', 'k7', 'none']"],
+          [sql.stat, "text", "'k5'"],
+        ],
+        "ANALYZE, COSTS OFF, TIMING OFF",
+      );
+      for (const plan of plans) {
+        assert.match(plan, /Index Scan Backward using \S+_versions_pkey/, plan);
+        assert.doesNotMatch(plan, /Sort|Seq Scan/, plan);
+        // One row read of the key's 2,000 (per key asked).
+        assert.equal(/Index Scan Backward[^\n]*actual rows=(\d+)/.exec(plan)?.[1], "1", plan);
       }
       assert.deepEqual(await store.getMany(["k5", "none", "warm"]), [new Uint8Array([7]), undefined, text("warm")]);
       await store.close();
