@@ -294,7 +294,7 @@ describe("s3 direct object requests (s3rver)", () => {
     }
   });
 
-  it("signs the body's SHA-256 over HTTP, UNSIGNED-PAYLOAD over HTTPS (where TLS protects it)", async () => {
+  it("signs the body's SHA-256 over HTTP, UNSIGNED-PAYLOAD over HTTPS (where TLS protects it) and to a loopback address", async () => {
     // A handler that answers every request itself: 200 with an empty body, no network.
     class Answering extends RecordingHandler {
       readonly payloadHashes: string[] = [];
@@ -306,7 +306,15 @@ describe("s3 direct object requests (s3rver)", () => {
     }
     const data = text("payload");
     const sha = "239f59ed55e737c77147cf55ad0c1b030b6d7ee748a7426952f9b852d5a935e5";
-    for (const [endpoint, expected] of [["http://s3.test:9000", sha], ["https://s3.test", "UNSIGNED-PAYLOAD"]] as const) {
+    const endpoints = [
+      ["http://s3.test:9000", sha],
+      ["http://10.1.2.3:9000", sha],
+      ["https://s3.test", "UNSIGNED-PAYLOAD"],
+      ["http://127.0.0.1:9", "UNSIGNED-PAYLOAD"],
+      ["http://localhost:9", "UNSIGNED-PAYLOAD"],
+      ["http://[::1]:9", "UNSIGNED-PAYLOAD"],
+    ] as const;
+    for (const [endpoint, expected] of endpoints) {
       const handler = new Answering();
       const url = `s3://bucket?${new URLSearchParams({ endpoint, region: "us-east-1", forcePathStyle: "true", versioning: "false" })}`;
       const store = await openStore(url, { s3: { credentials: { accessKeyId: "a", secretAccessKey: "b" }, clientConfig: { requestHandler: handler } } });

@@ -15,6 +15,7 @@
  * which owns retries, redirects, skew correction and error parsing. After {@link MAX_REFUSALS}
  * refusals in a row that the SDK then served, the store keeps to the SDK.
  */
+import { isIPv4, isIPv6 } from "node:net";
 import type { Readable } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { extendedEncodeURIComponent } from "@smithy/core/protocols";
@@ -174,9 +175,7 @@ export class DirectRequests {
   put(objectKey: string, data: Uint8Array, metadata: Record<string, string>, signal: AbortSignal | undefined, viaSdk: () => Promise<unknown>): Promise<unknown> {
     return this.#run(async () => {
       const headers: Record<string, string> = { "content-type": "application/octet-stream", "content-length": String(data.byteLength) };
-      // Over TLS the body's integrity is TLS's job: hashing it for the signature (0.5 ms per MiB
-      // here) buys nothing. Over plain HTTP the signed SHA-256 is what protects it, as in the SDK.
-      if (this.#target?.protocol === "https:") headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+      if (this.#target && !payloadNeedsHash(this.#target)) headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
       for (const [name, value] of Object.entries(metadata)) headers[`x-amz-meta-${name}`] = value;
       return settled(await this.#send("PUT", objectKey, headers, data, signal));
     }, viaSdk);
@@ -263,6 +262,24 @@ export class DirectRequests {
       transport: this.#ownConnections ? poolTransport(`${request.protocol}//${host}`) : handlerTransport(config.requestHandler),
     };
   }
+}
+
+/**
+ * Whether a put's body must be hashed into its signature: over plain HTTP across a network, the
+ * signed SHA-256 is what protects the bytes in flight, as in the SDK. Over TLS that is TLS's
+ * job, and on the loopback interface nobody is between us and the server: there hashing (0.5 ms
+ * per MiB here) buys nothing, and the body goes as `UNSIGNED-PAYLOAD`.
+ */
+export function payloadNeedsHash(target: { protocol: string; hostname: string }): boolean {
+  return target.protocol !== "https:" && !isLoopback(target.hostname);
+}
+
+function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  if (host === "localhost" || host.endsWith(".localhost")) return true; // RFC 6761
+  if (isIPv4(host)) return host.startsWith("127.");
+  // ::1, or an IPv4-mapped 127.x.y.z (URLs write it in hex: ::ffff:7f00:1).
+  return isIPv6(host) && (host === "::1" || /^::ffff:(127\.|7f[0-9a-f]{2}:)/.test(host));
 }
 
 /** A redirect or a client error is a refusal; a server error is a failure the SDK retries. */
