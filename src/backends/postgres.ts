@@ -385,7 +385,7 @@ export class PostgresStore extends BaseStore {
     if (entries.length === 0) return;
     const signal = options.signal;
     await this.#transaction(signal, async (client) => {
-      // The locks of all its keys first, in one statement: later statements add none.
+      // The buckets of all its keys first, in one statement (at most LOCK_BUCKETS locks).
       if (sql.lockBatch) await client.query(bind(sql.lockBatch, [[...new Set(entries.map((e) => e.key))]]));
       let batch: BatchEntry[] = [];
       let batchKeys = new Set<string>();

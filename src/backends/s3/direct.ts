@@ -270,7 +270,7 @@ export class DirectRequests {
  * job, and on the loopback interface nobody is between us and the server: there hashing (0.5 ms
  * per MiB here) buys nothing, and the body goes as `UNSIGNED-PAYLOAD`.
  */
-export function payloadNeedsHash(target: { protocol: string; hostname: string }): boolean {
+function payloadNeedsHash(target: { protocol: string; hostname: string }): boolean {
   return target.protocol !== "https:" && !isLoopback(target.hostname);
 }
 
