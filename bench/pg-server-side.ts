@@ -18,8 +18,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import pg from "pg";
-import { schemaSql, tableNames } from "../src/backends/postgres/schema.js";
-import { buildStatements } from "../src/backends/postgres/statements.js";
+import { hasLz4, schemaSql, tableNames } from "../src/backends/postgres/schema.js";
+import { bind, buildStatements, statement } from "../src/backends/postgres/statements.js";
 import { SMALL_VALUE_BYTES } from "../src/backends/postgres.js";
 
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
@@ -90,7 +90,7 @@ async function timeQuery(db: pg.Pool, text: string, values: unknown[], times = 1
   let rows = 0;
   for (let i = 0; i < times + WARM; i++) {
     const t0 = performance.now();
-    const result = await db.query({ name: `probe_${text.length}_${text.slice(-24)}`, text, values });
+    const result = await db.query(bind(statement(text), values));
     if (i >= WARM) samples.push(performance.now() - t0);
     rows = result.rowCount ?? 0;
   }
@@ -126,8 +126,7 @@ const schema = `pgserver_${process.pid}`;
 const dir = mkdtempSync(join(tmpdir(), "stowage-pgbench-"));
 try {
   await db.query(`CREATE SCHEMA ${schema}`);
-  const { rows } = await db.query<{ lz4: boolean }>("SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'");
-  const lz4 = rows[0]?.lz4 === true; // as the store decides
+  const lz4 = await hasLz4(db); // as the store decides
   const versioned = tableNames(schema, "versioned");
   const plain = tableNames(schema, "plain");
   // What the update trigger that collects a replaced large value's chunks costs a put.

@@ -256,7 +256,7 @@ function wrongSchema(n: TableNames, state: SchemaState, versions: boolean): Stor
 }
 
 /** Whether the server can compress with lz4 (PostgreSQL 14+ built with it). */
-async function hasLz4(db: PoolClient): Promise<boolean> {
+export async function hasLz4(db: Pool | PoolClient): Promise<boolean> {
   const { rows } = await db.query<{ lz4: boolean }>("SELECT 'lz4' = ANY(enumvals) AS lz4 FROM pg_settings WHERE name = 'default_toast_compression'");
   return rows[0]?.lz4 === true;
 }
