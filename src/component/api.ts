@@ -13,7 +13,7 @@ import { Deadlines } from "./deadline.js";
 import type { EventPublisher } from "./events.js";
 import type { InFlight } from "./in-flight.js";
 import type { Telemetry } from "./telemetry.js";
-import { formatSize } from "./units.js";
+import { formatSize } from "../internal/units.js";
 
 /** Stores a `store` request's value through the archiver and returns the key it chose. */
 export type ArchiveFn = (value: { bytes: Uint8Array; json: boolean }, options: { key?: string; metadata?: Metadata; signal: AbortSignal }) => Promise<string>;

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { StorageError } from "../errors.js";
-import { parseDuration, parseSize } from "./units.js";
+import { DURATION_PATTERN, parseDuration, parseSize, SIZE_PATTERN } from "../internal/units.js";
 
 /** The api actions; each is also a NATS micro-service endpoint `<api subject>.<action>`. */
 export const ACTIONS = ["get", "store", "list", "put", "delete", "stat", "versions"] as const;
@@ -18,11 +18,18 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const SUBJECT = /^[^\s.*>]+(\.[^\s.*>]+)*$/;
 
 const duration = z
-  .union([z.number().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h|d)$/)])
+  .union([z.number().nonnegative(), z.string().regex(DURATION_PATTERN, 'must be milliseconds or a duration such as "500ms", "30s", "5m"')])
   .describe('milliseconds, or a string with a unit: "500ms", "30s", "5m", "1h", "1d"');
 const size = z
-  .union([z.number().int().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/)])
-  .describe('bytes, or a string with a unit: "512KiB", "1MiB", "10MB"');
+  .union([
+    z.number().int().nonnegative(),
+    z
+      .string()
+      .regex(SIZE_PATTERN, 'must be bytes or a size such as "512KiB", "1MiB", "10MB"')
+      // Only for a size the pattern took: others already have their message.
+      .refine((text) => !SIZE_PATTERN.test(text) || parseSize(text) !== undefined, "must be at most 2^53 - 1 bytes"),
+  ])
+  .describe('bytes, or a string with a unit: "512KiB", "1MiB", "10MB" (KB, MB, GB are powers of ten)');
 const subject = z.string().regex(SUBJECT, "must be a NATS subject of literal tokens (no spaces, wildcards or empty tokens)");
 const secret = (what: string) => z.string().min(1).describe(`${what}; never logged. Prefer the environment variable over the file.`);
 

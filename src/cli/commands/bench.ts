@@ -3,6 +3,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { setMaxListeners } from "node:events";
 import { performance } from "node:perf_hooks";
 import { randomBytes } from "node:crypto";
+import { parseSize } from "../../internal/units.js";
 import { redactUrl } from "../../open.js";
 import type { Store } from "../../types.js";
 import { formatMs, summarizeLatencies, type LatencySummary } from "../bench-stats.js";
@@ -38,7 +39,7 @@ export function register(program: Command, context: CliContext): void {
   program
     .command("bench")
     .description("measure put, get, list and delete against the store (--store URL); writes under a unique prefix and removes it afterwards")
-    .option("--size <bytes>", "value size: 1024, 1KiB, 64KiB, 1MiB …", parseSize, 1024)
+    .option("--size <bytes>", "value size: 1024, 1KiB, 64KiB, 1MiB …", parseValueSize, 1024)
     .option("--ops <n>", "operations per phase", positiveInt("--ops", 10_000_000), 1000)
     .option("--concurrency <n>", "operations in flight", positiveInt("--concurrency", 4096), 16)
     .option("--warmup <n>", "untimed puts and then gets before the phases, under a prefix of their own that is deleted (a few thousand let V8 optimize the client)", wholeNumber("--warmup", 10_000_000), 0)
@@ -159,14 +160,10 @@ export function summary(store: string, options: BenchOptions, results: PhaseResu
   return `store ${store}  value ${formatBytes(options.size)}  ops ${options.ops}  concurrency ${options.concurrency}${warmup}\n${lines.join("\n")}\n`;
 }
 
-const SIZE = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i;
-const UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1e6, mib: 1024 ** 2, g: 1024 ** 3, gb: 1e9, gib: 1024 ** 3 };
-
-/** "1KiB" -> 1024, "1MB" -> 1000000, "512" -> 512; KB/MB/GB are powers of ten, K/M/G and KiB/MiB/GiB powers of two. */
-export function parseSize(text: string): number {
-  const m = SIZE.exec(text.trim());
-  if (!m) throw new InvalidArgumentError(`expected a size such as 1024, 1KiB, 64KiB or 1MiB, got ${JSON.stringify(text)}`);
-  const bytes = Math.round(Number(m[1]) * (UNITS[(m[2] ?? "b").toLowerCase()] as number));
+/** A value size for `--size`: the configuration's rule (internal/units.ts), from 1 byte to 1 GiB. */
+export function parseValueSize(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes === undefined) throw new InvalidArgumentError(`expected a size such as 1024, 1KiB, 64KiB or 1MiB, got ${JSON.stringify(text)}`);
   if (bytes < 1 || bytes > 1024 ** 3) throw new InvalidArgumentError(`size must be from 1 byte to 1 GiB, got ${text}`);
   return bytes;
 }
