@@ -10,11 +10,11 @@ import { openStore } from "../src/open.js";
 import type { Store } from "../src/types.js";
 import { assertKind, patterned, text } from "../src/testing/helpers.js";
 import { createBucket, deleteBucket, sharedS3Server, storeUrl, uniqueBucket, type S3ServerHandle } from "./fixtures/s3.js";
-import { startVerifyingProxy, type SeenRequest, type VerifyingProxy } from "./fixtures/sigv4-proxy.js";
+import { requestLines, startVerifyingProxy, type SeenRequest, type VerifyingProxy } from "./fixtures/sigv4-proxy.js";
 
-/** Requests as "METHOD sdk|direct" lines, for compact assertions. */
+/** The requests since the last call, as "METHOD sdk|direct" lines. */
 function paths(seen: SeenRequest[]): string[] {
-  return seen.splice(0).map((s) => `${s.method} ${s.viaSdk ? "sdk" : "direct"}`);
+  return requestLines(seen.splice(0));
 }
 
 const KEYS = ["plain", "with space/and ü", "odd !'()*+%&=?#;,@$[]~", "emoji/🦆"];

@@ -16,7 +16,7 @@ import type { S3Store } from "../src/backends/s3.js";
 import { escapeKey } from "../src/backends/s3/direct.js";
 import { assertKind, patterned, text } from "../src/testing/helpers.js";
 import { adminClient, createBucket, deleteBucket, sharedS3Server, storeUrl, uniqueBucket, type S3ServerHandle } from "./fixtures/s3.js";
-import { startVerifyingProxy } from "./fixtures/sigv4-proxy.js";
+import { requestLines, startVerifyingProxy } from "./fixtures/sigv4-proxy.js";
 
 type HttpRequest = Parameters<NodeHttpHandler["handle"]>[0];
 
@@ -67,11 +67,6 @@ class RecordingHandler extends NodeHttpHandler {
   }
 }
 
-/** Requests as "METHOD sdk|direct" lines, for compact assertions. */
-function paths(seen: Seen[]): string[] {
-  return seen.map((s) => `${s.method} ${s.viaSdk ? "sdk" : "direct"}`);
-}
-
 const KEYS = ["plain", "with space/and ü", "odd !'()*+%&=?#;,@$[]~", "dots/.x/..y/z.", "emoji/🦆"];
 
 describe("s3 direct object requests (s3rver)", () => {
@@ -118,9 +113,9 @@ describe("s3 direct object requests (s3rver)", () => {
   it("after the first object request, puts, gets and deletes skip the SDK, byte-exact, with metadata", async () => {
     const { store, handler } = await open();
     try {
-      assert.deepEqual(paths(handler.take()), ["GET sdk"], "open asks the bucket's versioning through the SDK");
+      assert.deepEqual(requestLines(handler.take()), ["GET sdk"], "open asks the bucket's versioning through the SDK");
       await store.put("first", text("learns the endpoint"));
-      assert.deepEqual(paths(handler.take()), ["PUT sdk"]);
+      assert.deepEqual(requestLines(handler.take()), ["PUT sdk"]);
 
       const values = [new Uint8Array(0), patterned(1024, 1), patterned(1024 * 1024 + 7, 2)];
       for (const [i, key] of KEYS.entries()) {
@@ -129,7 +124,7 @@ describe("s3 direct object requests (s3rver)", () => {
         assert.deepEqual(await store.get(key), data, key);
         assert.deepEqual((await store.stat(key)).metadata, { note: `héllo ${i}`, plain: "x" }, key);
       }
-      assert.deepEqual(paths(handler.take()), KEYS.flatMap(() => ["PUT direct", "GET direct", "HEAD sdk"]));
+      assert.deepEqual(requestLines(handler.take()), KEYS.flatMap(() => ["PUT direct", "GET direct", "HEAD sdk"]));
       assert.deepEqual((await store.list("")).sort(), ["first", ...KEYS].sort());
 
       await assertKind(store.get("missing"), "not_found");
@@ -138,7 +133,7 @@ describe("s3 direct object requests (s3rver)", () => {
       await store.delete("never-there");
       handler.take();
       for (const key of KEYS) await assertKind(store.get(key), "not_found");
-      assert.deepEqual(paths(handler.take()), KEYS.map(() => "GET direct"), "a missing key is answered without the SDK");
+      assert.deepEqual(requestLines(handler.take()), KEYS.map(() => "GET direct"), "a missing key is answered without the SDK");
       assert.deepEqual(await store.list(""), ["first"]);
     } finally {
       await store.close();
@@ -172,7 +167,7 @@ describe("s3 direct object requests (s3rver)", () => {
       // The proxy does refuse a request whose signature is wrong (and the SDK then serves it).
       handler.spoil = (_request, viaSdk) => !viaSdk;
       assert.deepEqual(await store.get("many/0001"), text("1"));
-      assert.deepEqual(paths(handler.take()), ["GET direct", "GET sdk"]);
+      assert.deepEqual(requestLines(handler.take()), ["GET direct", "GET sdk"]);
       assert.equal(proxy.refused.length, 1);
     } finally {
       handler.spoil = undefined;
@@ -191,7 +186,7 @@ describe("s3 direct object requests (s3rver)", () => {
       const listed = await store.list("");
       assert.deepEqual(listed, await viaSdk.list(""));
       assert.deepEqual([...listed].sort(), [...keys].sort());
-      assert.deepEqual(paths(handler.take()), ["GET direct", "GET direct"], "two pages, both direct");
+      assert.deepEqual(requestLines(handler.take()), ["GET direct", "GET direct"], "two pages, both direct");
       const page = await store.listPage("many/", { limit: 500, after: "many/00100" });
       assert.deepEqual(page, await viaSdk.listPage("many/", { limit: 500, after: "many/00100" }));
       assert.equal(page.keys[0], "many/00101");
@@ -200,7 +195,7 @@ describe("s3 direct object requests (s3rver)", () => {
 
       handler.fail = (_request, sdk) => (sdk ? undefined : Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
       assert.deepEqual(await store.list("a"), ["a&b", "a<b>"]);
-      assert.deepEqual(paths(handler.take()), ["GET direct", "GET sdk"]);
+      assert.deepEqual(requestLines(handler.take()), ["GET direct", "GET sdk"]);
     } finally {
       handler.fail = undefined;
       await viaSdk.close();
@@ -214,7 +209,7 @@ describe("s3 direct object requests (s3rver)", () => {
     try {
       await store.put("k0", text("zero"));
       await store.put("sub/k1", text("one"));
-      assert.deepEqual(paths(handler.take()).slice(-2), ["PUT sdk", "PUT direct"]);
+      assert.deepEqual(requestLines(handler.take()).slice(-2), ["PUT sdk", "PUT direct"]);
       const head = await admin.send(new HeadObjectCommand({ Bucket: bucket, Key: "tenant/a/sub/k1" }));
       assert.equal(head.ContentLength, 3);
       assert.equal(head.ContentType, "application/octet-stream", "as the SDK sends it");
@@ -232,19 +227,19 @@ describe("s3 direct object requests (s3rver)", () => {
       await store.put("k2", text("v2"));
       assert.deepEqual(await store.get("k2"), text("v2"));
       await store.delete("k2");
-      assert.deepEqual(paths(handler.take()).slice(1), ["PUT direct", "PUT sdk", "GET direct", "GET sdk", "DELETE direct", "DELETE sdk"]);
+      assert.deepEqual(requestLines(handler.take()).slice(1), ["PUT direct", "PUT sdk", "GET direct", "GET sdk", "DELETE direct", "DELETE sdk"]);
 
       handler.fail = undefined;
       await store.put("big", patterned(300_000, 5));
       handler.cut = (request, viaSdk) => !viaSdk && request.method === "GET";
       assert.deepEqual(await store.get("big"), patterned(300_000, 5), "a body cut short is fetched again");
       assert.deepEqual(await store.list(""), ["big", "k"]);
-      assert.deepEqual(paths(handler.take()).slice(1), ["GET direct", "GET sdk", "GET direct", "GET sdk"]);
+      assert.deepEqual(requestLines(handler.take()).slice(1), ["GET direct", "GET sdk", "GET direct", "GET sdk"]);
       handler.cut = undefined;
       await deleteBucket(bucket, { server });
       const err = await assertKind(store.get("k"), "fatal");
       assert.match(err.message, /does not exist/);
-      assert.deepEqual(paths(handler.take()), ["GET direct", "GET sdk"], "404 NoSuchBucket is not a missing key: the SDK classifies it");
+      assert.deepEqual(requestLines(handler.take()), ["GET direct", "GET sdk"], "404 NoSuchBucket is not a missing key: the SDK classifies it");
       await assertKind(store.put("k", text("again")), "fatal");
     } finally {
       await store.close();
@@ -262,12 +257,12 @@ describe("s3 direct object requests (s3rver)", () => {
       await store.get("k");
       handler.spoil = undefined;
       await store.get("k");
-      assert.deepEqual(paths(handler.take()), ["GET direct", "GET sdk", "GET direct", "GET sdk", "GET direct"], "a success resets the count");
+      assert.deepEqual(requestLines(handler.take()), ["GET direct", "GET sdk", "GET direct", "GET sdk", "GET direct"], "a success resets the count");
       handler.spoil = (_request, viaSdk) => !viaSdk;
       for (let i = 0; i < 3; i++) assert.deepEqual(await store.get("k"), text("v"));
       await store.put("k2", text("v2"));
       assert.deepEqual(await store.list(""), ["k", "k2"]);
-      assert.deepEqual(paths(handler.take()), ["GET direct", "GET sdk", "GET direct", "GET sdk", "GET direct", "GET sdk", "PUT sdk", "GET sdk"]);
+      assert.deepEqual(requestLines(handler.take()), ["GET direct", "GET sdk", "GET direct", "GET sdk", "GET direct", "GET sdk", "PUT sdk", "GET sdk"]);
     } finally {
       handler.spoil = undefined;
       await store.close();
@@ -321,7 +316,7 @@ describe("s3 direct object requests (s3rver)", () => {
       try {
         await store.put("k", data);
         await store.put("k", data);
-        assert.deepEqual(paths(handler.take()), ["PUT sdk", "PUT direct"]);
+        assert.deepEqual(requestLines(handler.take()), ["PUT sdk", "PUT direct"]);
         assert.equal(handler.payloadHashes[1], expected, endpoint);
         assert.equal(handler.payloadHashes[0], sha, "the SDK signs the body either way");
       } finally {
