@@ -192,7 +192,7 @@ function plainStatements(n: TableNames, valueColumns: string, ifSmall: (data: st
     putMany: statement(upsert(`SELECT u.key, ${next}, octet_length(u.data), now(), u.metadata::jsonb, u.data, 0
       FROM unnest($1::text[], $2::bytea[], $3::text[]) AS u(key, data, metadata)`)),
     trimMany: undefined,
-    get: statement(`SELECT ${ifSmall("data", "size")} AS data FROM ${n.main} WHERE key = $1`),
+    get: byKey(`${ifSmall("data", "size")} AS data`),
     head: byKey(valueColumns),
     getMany: statement(`SELECT key, ${valueColumns} FROM ${n.main} WHERE key = ANY($1::text[])`),
     stat: byKey("version::text AS version, size::float8 AS size, modified, metadata"),
