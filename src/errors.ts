@@ -13,8 +13,10 @@
  * - `unsupported`: the store cannot do this operation at all (for example `versions` on a backend
  *   without history). Distinct from `invalid` because the input was fine; check
  *   `store.capabilities` first.
+ * - `conflict`: the condition of a conditional write (`ifMatch`, `ifNoneMatch`) did not hold;
+ *   nothing was changed. Read the key again and decide.
  */
-export type StorageErrorKind = "invalid" | "not_found" | "transient" | "fatal" | "unsupported";
+export type StorageErrorKind = "invalid" | "not_found" | "transient" | "fatal" | "unsupported" | "conflict";
 
 /** The operation an error came from; `open` covers URL parsing and connecting. */
 export type StorageOp =
@@ -41,14 +43,24 @@ export interface StorageErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * Marks every StorageError, so `isStorageError` recognises one made by another copy of this
+ * package (two versions in one dependency tree), where `instanceof` would not.
+ */
+const BRAND = Symbol.for("stowage.StorageError");
+
 export class StorageError extends Error {
   override readonly name = "StorageError";
+  declare readonly [BRAND]: true;
   readonly kind: StorageErrorKind;
   readonly op: StorageOp;
   readonly key: string | undefined;
+  /** The message without the operation and key it starts with. */
+  readonly detail: string;
 
   constructor(kind: StorageErrorKind, message: string, options: StorageErrorOptions) {
     super(formatMessage(options.op, options.key, message), { cause: options.cause });
+    this.detail = message;
     this.kind = kind;
     this.op = options.op;
     this.key = options.key;
@@ -72,9 +84,14 @@ function formatMessage(op: string, key: string | undefined, message: string): st
   return `${op} ${shown}: ${message}`;
 }
 
-/** True when `err` is a StorageError, optionally of the given kind. */
+Object.defineProperty(StorageError.prototype, BRAND, { value: true });
+
+/**
+ * True when `err` is a StorageError, optionally of the given kind. Works across copies of the
+ * package (it checks a brand, not the class).
+ */
 export function isStorageError(err: unknown, kind?: StorageErrorKind): err is StorageError {
-  return err instanceof StorageError && (kind === undefined || err.kind === kind);
+  return typeof err === "object" && err !== null && (err as { [BRAND]?: unknown })[BRAND] === true && (kind === undefined || (err as StorageError).kind === kind);
 }
 
 /**

@@ -3,11 +3,11 @@
 export * from "./core.js";
 export { PostgresStore, DEFAULT_CHUNK_BYTES, DEFAULT_POSTGRES_TABLE, postgresSchemaSql, postgresTableNames } from "./backends/postgres.js";
 export type { PostgresStoreOptions } from "./backends/postgres.js";
-export { NatsStore, openNatsStore, createNatsStore } from "./backends/nats.js";
+export { NatsStore } from "./backends/nats.js";
 export type { NatsStoreOptions, SweepResult } from "./backends/nats.js";
-export { S3Store, openS3Store } from "./backends/s3.js";
+export { S3Store } from "./backends/s3.js";
 export type { S3StoreOptions } from "./backends/s3.js";
-export { StorageComponent, stderrLogger, silentLogger, ACTIONS, configSchema, configJsonSchema, resolveConfig, RAW_HEADERS, ERROR_CODES, DEAD_LETTER_HEADERS } from "./component/index.js";
+export { StorageComponent, stderrLogger, silentLogger, ACTIONS, configJsonSchema, resolveConfig, RAW_HEADERS, ERROR_CODES, DEAD_LETTER_HEADERS } from "./component/index.js";
 export type {
   StorageComponentOptions,
   ComponentMeta,

@@ -1,32 +1,50 @@
 import { StorageError } from "./errors.js";
-import { applyLayers } from "./layers/index.js";
-import type { Store } from "./types.js";
+import { applyLayers, type LayerOptions } from "./layers/index.js";
+import type { CachedStore } from "./layers/cache.js";
+import type { MetricsStore } from "./layers/metrics.js";
+import type { RetryStore } from "./layers/retry.js";
+import type { TimeoutStore } from "./layers/timeout.js";
+import type { FileStoreOptions } from "./backends/file/options.js";
+import type { MemoryStoreOptions } from "./backends/memory.js";
+import type { NatsStoreOptions } from "./backends/nats/options.js";
+import type { PostgresStoreOptions } from "./backends/postgres.js";
+import type { S3StoreOptions } from "./backends/s3/config.js";
+import type { Store, StoreUrl } from "./types.js";
+
+export type { StoreUrl } from "./types.js";
+export type { LayerOptions } from "./layers/index.js";
+
+/** Options for the built-in backends, one field each; a URL's own parameters win over them. */
+export interface BackendOptions {
+  memory?: MemoryStoreOptions;
+  file?: Partial<FileStoreOptions>;
+  nats?: NatsStoreOptions;
+  s3?: S3StoreOptions;
+  postgres?: PostgresStoreOptions;
+}
+
+export interface OpenStoreOptions extends BackendOptions, LayerOptions {
+  /**
+   * Create the bucket, stream, table or directory when it is missing (default true). `false`:
+   * opening creates nothing, and a missing one rejects with kind `not_found` naming it, as the
+   * CLI's read-only commands want.
+   */
+  create?: boolean;
+}
 
 /**
- * Options for the backends, one field per backend (`file`, `memory`, `nats`, `s3`,
- * `postgres`). Each backend module adds its own field by declaration merging, so a new backend
- * is one new file and one `registerBackend` line.
+ * What `openStore` resolves to for these options: the outermost layer asked for (metrics, then
+ * cache, retry, timeout), so e.g. `openStore(url, { cache: {} })` has `cacheStats()` and `ready`.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface BackendOptions {}
-
-/** Options for the layers `openStore` stacks on the backend (cache, metrics, retry, timeout). */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface LayerOptions {}
-
-export interface OpenStoreOptions extends BackendOptions, LayerOptions {}
-
-/** A store URL taken apart: what a backend factory receives. */
-export interface StoreUrl {
-  /** Lower-case scheme without the colon: `file`, `nats`, `s3`... */
-  scheme: string;
-  /** The URL as given. Holds secrets: never log it, use `redacted`. */
-  href: string;
-  /** The URL parsed by WHATWG rules (for `file:` relative paths, use `href`). */
-  url: URL;
-  /** The URL with any password or token replaced by `***`, safe for logs and errors. */
-  redacted: string;
-}
+export type OpenedStore<O extends OpenStoreOptions> = O extends { metrics: true | object }
+  ? MetricsStore
+  : O extends { cache: true | object }
+    ? CachedStore
+    : O extends { retry: true | object }
+      ? RetryStore
+      : O extends { timeout: number }
+        ? TimeoutStore
+        : Store;
 
 export type BackendFactory = (target: StoreUrl, options: OpenStoreOptions) => Promise<Store>;
 
@@ -42,12 +60,16 @@ export function registeredSchemes(): string[] {
   return [...registry.keys()].sort();
 }
 
+/** A backend's own options with the `create` flag of `openStore` added when given. */
+const withCreate = <T extends object>(own: T | undefined, options: OpenStoreOptions): T =>
+  ({ ...own, ...(options.create !== undefined ? { create: options.create } : {}) }) as T;
+
 // Backends are imported lazily: a user of one backend never loads another's client library.
-registerBackend("memory", async (target, options) => (await import("./backends/memory.js")).openMemoryStore(target, options));
-registerBackend("file", async (target, options) => (await import("./backends/file.js")).openFileStore(target, options));
-registerBackend("s3", async (target, options) => (await import("./backends/s3.js")).openS3Store(target, options));
-registerBackend(["postgres", "postgresql"], async (target, options) => (await import("./backends/postgres.js")).openPostgresStore(target, options));
-registerBackend(["nats", "tls"], async (target, options) => (await import("./backends/nats.js")).openNatsStore(target, options));
+registerBackend("memory", async (target, options) => (await import("./backends/memory.js")).openMemoryStore(target, options.memory));
+registerBackend("file", async (target, options) => (await import("./backends/file.js")).openFileStore(target, withCreate(options.file, options)));
+registerBackend("s3", async (target, options) => (await import("./backends/s3.js")).openS3Store(target, withCreate(options.s3, options)));
+registerBackend(["postgres", "postgresql"], async (target, options) => (await import("./backends/postgres.js")).openPostgresStore(target, withCreate(options.postgres, options)));
+registerBackend(["nats", "tls"], async (target, options) => (await import("./backends/nats.js")).openNatsStore(target, withCreate(options.nats, options)));
 
 /**
  * Opens a store by URL: `memory:`, `file:<dir>`, `nats://host:port/BUCKET`,
@@ -58,6 +80,7 @@ registerBackend(["nats", "tls"], async (target, options) => (await import("./bac
  * const store = await openStore("file:./data");
  * await store.put("events/a", new TextEncoder().encode("hello"));
  */
+export async function openStore<const O extends OpenStoreOptions = Record<never, never>>(url: string, options?: O): Promise<OpenedStore<O>>;
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const target = parseStoreUrl(url);
   const factory = registry.get(target.scheme);
@@ -84,13 +107,23 @@ export function parseStoreUrl(href: string): StoreUrl {
   if (!scheme) {
     throw new StorageError("invalid", `store URL ${JSON.stringify(redactUrl(href))} has no scheme; use e.g. file:./data, memory:, nats://host:4222/BUCKET`, { op: "open" });
   }
+  const redacted = redactUrl(href);
   let url: URL;
   try {
     url = new URL(href);
-  } catch (cause) {
-    throw new StorageError("invalid", `store URL ${JSON.stringify(redactUrl(href))} is malformed`, { op: "open", cause });
+  } catch {
+    // No `cause`: the parser's TypeError carries the raw URL, password included, in `input`.
+    const hint = /\/\/[^?#]*\/[^?#]*@/.test(href) ? " (a '/', '@', '?' or '#' in a user name or password must be percent-encoded, e.g. %2F)" : "";
+    throw new StorageError("invalid", `store URL ${JSON.stringify(redacted)} is malformed${hint}`, { op: "open" });
   }
-  return { scheme, href, url, redacted: redactUrl(href) };
+  for (const part of [url.username, url.password, url.pathname]) {
+    try {
+      decodeURIComponent(part);
+    } catch {
+      throw new StorageError("invalid", `store URL ${JSON.stringify(redacted)} has a malformed percent-escape (write % as %25)`, { op: "open" });
+    }
+  }
+  return { scheme, href, url, redacted };
 }
 
 const NATS_SCHEMES = /^(nats|tls|wss?):$/i;
@@ -108,7 +141,8 @@ export function redactUrl(href: string): string {
     }
     return url.href.replace(/%2A%2A%2A/g, "***");
   } catch {
-    // Unparseable: hide anything between "//" and "@" (userinfo), the usual place for secrets.
-    return href.replace(/\/\/[^@/]*@/, "//***@");
+    // Unparseable: hide everything between "//" and the last "@" before the query, the usual
+    // place of secrets, even when a password holds an unescaped '/' or '@'.
+    return href.replace(/\/\/[^?#]*@/, "//***@");
   }
 }

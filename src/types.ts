@@ -20,26 +20,86 @@ export interface OperationOptions {
   signal?: AbortSignal;
 }
 
-export interface PutOptions extends OperationOptions {
+/**
+ * Conditions of a conditional write (`capabilities.conditionalWrites`). When one does not
+ * hold, the write rejects with kind `conflict` and changes nothing.
+ */
+export interface WriteConditions {
+  /** Write only if the key exists and its current etag ({@link ObjectInfo.etag}) is this one. */
+  ifMatch?: string;
+  /** `"*"`: write only if the key does not exist (create, never replace). */
+  ifNoneMatch?: "*";
+}
+
+/** Options every write takes. */
+export interface WriteOptions extends OperationOptions {
+  /**
+   * Identifies one logical write across attempts: a backend that can tell (NATS, through
+   * JetStream's duplicate window; PostgreSQL, through its table of recent write ids) applies
+   * attempts with the same id at most once. The retry layer sets one per call; give your own
+   * when you retry by hand.
+   */
+  writeId?: string;
+  /**
+   * Epoch milliseconds after which the write must not take effect: a backend that can check it
+   * on the server (PostgreSQL) refuses to apply a write that arrives later, so a write whose
+   * call timed out cannot land after a later one. It does not end the call by itself: pair it
+   * with a signal (the timeout layer, `openStore(url, { timeout })`, sets both).
+   */
+  deadline?: number;
+}
+
+export interface PutOptions extends WriteOptions, WriteConditions {
   /** Replaces the key's metadata (a put without it leaves the new value with none). */
   metadata?: Metadata;
+}
+
+export interface DeleteOptions extends WriteOptions {
+  /** Delete only if the key exists and its current etag is this one; else `conflict`. */
+  ifMatch?: string;
+}
+
+/** Bytes `[offset, offset + length)` of a value. */
+export interface ByteRange {
+  /** First byte, from 0. An offset past the end of the value is `invalid`. */
+  offset: number;
+  /** Bytes wanted (default: to the end); a range past the end is cut at the end. */
+  length?: number;
 }
 
 export interface GetOptions extends OperationOptions {
   /** A version from {@link Store.versions}; only where `capabilities.versions`. */
   version?: string;
+  /**
+   * Only these bytes of the value. Every store takes it; where `capabilities.rangeReads` the
+   * backend reads just the range, elsewhere the whole value is read and cut.
+   */
+  range?: ByteRange;
 }
 
 export interface ListPageOptions extends OperationOptions {
-  /** Most keys in one page (default 1000). */
+  /** Most entries in one page, keys and prefixes together (default 1000). */
   limit?: number;
-  /** Start after this key (exclusive): the `next` of the previous page. */
+  /**
+   * Start after this key (exclusive): the `next` of the previous page. With a `delimiter`, an
+   * `after` that is one of the returned `prefixes` skips every key under it.
+   */
   after?: string;
+  /**
+   * `"/"`: list one level, like a folder: keys directly under `prefix` in `keys`, and each
+   * deeper level once in `prefixes` (S3's CommonPrefixes).
+   */
+  delimiter?: "/";
 }
 
 export interface ListPage {
   /** Keys in byte order of their UTF-8 encoding. */
   keys: string[];
+  /**
+   * With a `delimiter`: the sub-prefixes under `prefix` (each ending in the delimiter), in byte
+   * order. Absent without a delimiter.
+   */
+  prefixes?: string[];
   /** Pass as `after` to get the next page; absent on the last page. */
   next?: string;
 }
@@ -51,6 +111,11 @@ export interface ObjectInfo {
   /** When this value was written. */
   modified: Date;
   metadata: Metadata;
+  /**
+   * An opaque tag of this value that changes whenever the value changes; give it to
+   * `put`/`delete` as `ifMatch` to write only if nobody wrote in between.
+   */
+  etag: string;
   /** The version of this value, where the store keeps versions. */
   version?: string;
 }
@@ -73,7 +138,7 @@ export interface ChangeEvent {
   time: Date;
 }
 
-export interface BatchEntry {
+export interface BatchEntry extends WriteConditions {
   key: string;
   data: Uint8Array;
   metadata?: Metadata;
@@ -101,6 +166,10 @@ export interface Capabilities {
   batch: boolean;
   /** `watch` reports changes from every writer of the backend, in other processes too. */
   watch: boolean;
+  /** `ifMatch` / `ifNoneMatch` are enforced by the backend (else they reject `unsupported`). */
+  conditionalWrites: boolean;
+  /** A `range` is read by the backend without reading the rest of the value. */
+  rangeReads: boolean;
   /** The largest value `put` accepts, in bytes (Infinity when only memory limits it). */
   maxValueBytes: number;
   /**
@@ -117,6 +186,8 @@ export interface Capabilities {
  */
 export interface Store {
   readonly capabilities: Readonly<Capabilities>;
+  /** True once `close()` was called. */
+  readonly closed: boolean;
 
   /** Stores `data` at `key`, replacing any value (a new version where versions are kept). */
   put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
@@ -125,7 +196,7 @@ export interface Store {
   /** Every key starting with `prefix` (`""`: all), in byte order of their UTF-8 encoding. */
   list(prefix?: string, options?: OperationOptions): Promise<string[]>;
   /** Removes `key`; resolves when it did not exist (idempotent). Versions keep their history. */
-  delete(key: string, options?: OperationOptions): Promise<void>;
+  delete(key: string, options?: DeleteOptions): Promise<void>;
   /** Releases connections and handles; further calls reject with kind `fatal`. Idempotent. */
   close(): Promise<void>;
 
@@ -135,21 +206,40 @@ export interface Store {
   versions(key: string, options?: OperationOptions): Promise<VersionInfo[]>;
   /** Stores a body given as chunks; memory stays bounded where `capabilities.streaming`. */
   putStream(key: string, source: ByteSource, options?: PutOptions): Promise<void>;
-  /** The value as chunks; rejects with `not_found` before yielding when there is none. */
+  /**
+   * The value as chunks; rejects with `not_found` before yielding when there is none. A body
+   * not read to its end holds a file, socket or consumer until released: breaking out of
+   * `for await` does that, and so does `body[Symbol.asyncIterator]().return()`, read or not.
+   */
   getStream(key: string, options?: GetOptions): Promise<AsyncIterable<Uint8Array>>;
-  /** One page of keys under `prefix`, resumable with `next`. */
+  /** One page of keys under `prefix` (one level of it with a `delimiter`), resumable with `next`. */
   listPage(prefix?: string, options?: ListPageOptions): Promise<ListPage>;
   /** Every key under `prefix`, page by page, without holding the whole listing. */
-  keys(prefix?: string, options?: ListPageOptions): AsyncIterable<string>;
-  /** Stores several values; not atomic across keys. */
-  putMany(entries: BatchEntry[], options?: OperationOptions): Promise<void>;
+  keys(prefix?: string, options?: Omit<ListPageOptions, "delimiter">): AsyncIterable<string>;
+  /**
+   * Stores several values; not atomic across keys. An entry's conditions are checked for that
+   * entry; one that fails rejects the call with `conflict` (entries before it may have landed).
+   */
+  putMany(entries: BatchEntry[], options?: WriteOptions): Promise<void>;
   /** Values for several keys, `undefined` where a key is missing, in the order asked. */
   getMany(keys: string[], options?: OperationOptions): Promise<(Uint8Array | undefined)[]>;
   /** Deletes several keys (missing ones are fine). */
-  deleteMany(keys: string[], options?: OperationOptions): Promise<void>;
+  deleteMany(keys: string[], options?: WriteOptions): Promise<void>;
   /**
    * A change feed of puts and deletes under `prefix` from now on; resolves once the feed is
    * live. Ends when `signal` aborts, the loop breaks, or the store closes. Needs `capabilities.watch`.
    */
   watch(prefix?: string, options?: OperationOptions): Promise<AsyncIterable<ChangeEvent>>;
+}
+
+/** A store URL taken apart: what a backend's URL opener receives. */
+export interface StoreUrl {
+  /** Lower-case scheme without the colon: `file`, `nats`, `s3`... */
+  scheme: string;
+  /** The URL as given. Holds secrets: never log it, use `redacted`. */
+  href: string;
+  /** The URL parsed by WHATWG rules (for `file:` relative paths, use `href`). */
+  url: URL;
+  /** The URL with any password or token replaced by `***`, safe for logs and errors. */
+  redacted: string;
 }

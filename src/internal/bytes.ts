@@ -27,14 +27,42 @@ export function isByteSource(value: unknown): value is ByteSource {
 /**
  * Iterates a body, checking that every chunk is bytes (a string chunk would be silently
  * re-encoded) and that the signal has not aborted. Skips empty chunks.
+ *
+ * An error the body itself throws is the caller's, not the store's: it becomes an `invalid`
+ * StorageError ("the body failed"), the same on every backend, whatever the backend would have
+ * made of it (a StorageError from another store, such as a copy's source, is kept as it is).
  */
 export async function* validatedChunks(source: ByteSource, op: StorageOp, key?: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source as AsyncIterable<unknown>) {
-    // Stop reading as soon as the caller gave up: the store must not commit a cancelled body.
-    signal?.throwIfAborted();
-    if (!(chunk instanceof Uint8Array)) {
-      throw new StorageError("invalid", `stream chunks must be Uint8Array, got ${typeof chunk}`, { op, key });
+  const iterator = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<Uint8Array>)[Symbol.iterator]();
+  let done = false;
+  try {
+    for (;;) {
+      // Stop reading as soon as the caller gave up: the store must not commit a cancelled body.
+      signal?.throwIfAborted();
+      let next: IteratorResult<unknown>;
+      try {
+        next = await iterator.next();
+      } catch (err) {
+        done = true; // a body that threw is finished: do not ask it to return
+        throw bodyFailed(err, op, key, signal);
+      }
+      if (next.done) {
+        done = true;
+        return;
+      }
+      const chunk = next.value;
+      if (!(chunk instanceof Uint8Array)) {
+        throw new StorageError("invalid", `stream chunks must be Uint8Array, got ${typeof chunk}`, { op, key });
+      }
+      if (chunk.byteLength > 0) yield chunk;
     }
-    if (chunk.byteLength > 0) yield chunk;
+  } finally {
+    if (!done) await iterator.return?.();
   }
+}
+
+function bodyFailed(err: unknown, op: StorageOp, key: string | undefined, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted || err instanceof StorageError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new StorageError("invalid", `the body failed while it was being read: ${message}`, { op, key, cause: err });
 }

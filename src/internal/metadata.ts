@@ -21,7 +21,7 @@ export function normalizeMetadata(metadata: unknown, op: StorageOp, key?: string
     if (typeof value !== "string") throw fail(`metadata ${JSON.stringify(rawName)} must be a string, got ${typeof value}`);
     if (CONTROL_CHAR.test(value)) throw fail(`metadata ${JSON.stringify(rawName)} must not contain control characters`);
     if (!value.isWellFormed()) throw fail(`metadata ${JSON.stringify(rawName)} must be well-formed Unicode`);
-    if (name in out) throw fail(`metadata name ${JSON.stringify(rawName)} is given twice (names are case-insensitive)`);
+    if (Object.hasOwn(out, name)) throw fail(`metadata name ${JSON.stringify(rawName)} is given twice (names are case-insensitive)`);
     out[name] = value;
     bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
   }
