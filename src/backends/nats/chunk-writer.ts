@@ -1,5 +1,9 @@
 import { createHash, type Hash } from "node:crypto";
+import { headers } from "@nats-io/nats-core";
 import type { JetStreamClient } from "@nats-io/jetstream";
+
+/** The header on each chunk message giving the byte offset of its first byte in the value. */
+export const CHUNK_OFFSET_HEADER = "Stowage-Offset";
 
 /** What a finished writer wrote, in the object store's terms. */
 export interface WrittenChunks {
@@ -11,6 +15,8 @@ export interface WrittenChunks {
   digest: string;
   /** The stream sequence of the first chunk (undefined when nothing was written). */
   firstSeq?: number;
+  /** The stream sequence of the last chunk. */
+  lastSeq?: number;
 }
 
 export interface ChunkWriterOptions {
@@ -55,6 +61,7 @@ export class ChunkWriter {
   #failure: { error: unknown } | undefined;
   #ended = false;
   #firstSeq: number | undefined;
+  #lastSeq: number | undefined;
 
   constructor(js: JetStreamClient, options: ChunkWriterOptions) {
     if (!(options.chunkSize >= 1) || !(options.window >= 1)) throw new RangeError("chunkSize and window must be at least 1");
@@ -97,6 +104,7 @@ export class ChunkWriter {
     const b64 = this.#sha.digest("base64url");
     const written: WrittenChunks = { size: this.#size, chunks: this.#chunks, digest: `SHA-256=${b64.padEnd(Math.ceil(b64.length / 4) * 4, "=")}` };
     if (this.#firstSeq !== undefined) written.firstSeq = this.#firstSeq;
+    if (this.#lastSeq !== undefined) written.lastSeq = this.#lastSeq;
     return written;
   }
 
@@ -118,9 +126,14 @@ export class ChunkWriter {
     this.#chunks++;
     this.#throwIfFailed();
     const first = this.#chunks === 1;
-    const ack: Promise<void> = this.#js.publish(this.#subject, payload).then(
+    // Each chunk says where it starts in the value, so a range read can tell which chunk a
+    // message is without counting from the first (object store readers ignore the header).
+    const h = headers();
+    h.set(CHUNK_OFFSET_HEADER, String(this.#size - payload.byteLength));
+    const ack: Promise<void> = this.#js.publish(this.#subject, payload, { headers: h }).then(
       (pubAck) => {
         if (first) this.#firstSeq = pubAck.seq;
+        this.#lastSeq = Math.max(this.#lastSeq ?? 0, pubAck.seq);
         this.#inFlight.delete(ack);
         this.#free.push(buffer);
       },

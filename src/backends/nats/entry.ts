@@ -14,6 +14,8 @@ import type { Metadata } from "../../types.js";
  * | `Stowage-Size`        | large value: its size in bytes                                         |
  * | `Stowage-Digest`      | large value: `SHA-256=<base64url>` of the bytes, as the object store writes it |
  * | `Stowage-Object-Seq`  | large value: the stream sequence of its first chunk (reads start there, no subject scan) |
+ * | `Stowage-Object-Last-Seq` | large value: the stream sequence of its last chunk (bounds a range read's search) |
+ * | `Stowage-Chunk-Size`  | large value: bytes per chunk (all but the last), for range reads |
  *
  * A delete is the KV delete marker (`KV-Operation: DEL`, empty payload).
  */
@@ -24,6 +26,8 @@ export const HEADER = {
   size: "Stowage-Size",
   digest: "Stowage-Digest",
   seq: "Stowage-Object-Seq",
+  lastSeq: "Stowage-Object-Last-Seq",
+  chunkSize: "Stowage-Chunk-Size",
   kvOperation: "KV-Operation",
   markerReason: "Nats-Marker-Reason",
   msgSize: "Nats-Msg-Size",
@@ -37,6 +41,9 @@ export interface LargeRef {
   digest: string;
   /** The stream sequence of the first chunk (entries written before it was recorded have none). */
   seq?: number;
+  /** The stream sequence of the last chunk, and the chunk size (values written with chunk offsets). */
+  lastSeq?: number;
+  chunkSize?: number;
 }
 
 /** One version of a key as read from the index. */
@@ -63,6 +70,8 @@ export function entryHeaders(metadata: Metadata | undefined, large?: LargeRef): 
     h.set(HEADER.size, String(large.size));
     h.set(HEADER.digest, large.digest);
     if (large.seq !== undefined) h.set(HEADER.seq, String(large.seq));
+    if (large.lastSeq !== undefined) h.set(HEADER.lastSeq, String(large.lastSeq));
+    if (large.chunkSize !== undefined) h.set(HEADER.chunkSize, String(large.chunkSize));
   }
   return h;
 }
@@ -72,8 +81,7 @@ export function entryHeaders(metadata: Metadata | undefined, large?: LargeRef): 
  * headers-only (the server's `Nats-Msg-Size`); then `inline` stays unset.
  */
 export function parseEntry(h: MsgHdrs | undefined, data: Uint8Array, revision: number, time: Date, headersOnly = false): IndexEntry {
-  const op = h?.get(HEADER.kvOperation);
-  const deleted = op === "DEL" || op === "PURGE" || (h?.has(HEADER.markerReason) ?? false);
+  const deleted = isDeleteMarker(h);
   const entry: IndexEntry = { revision, time, deleted, size: 0, metadata: {} };
   if (deleted) return entry;
   const meta = h?.get(HEADER.meta);
@@ -82,8 +90,18 @@ export function parseEntry(h: MsgHdrs | undefined, data: Uint8Array, revision: n
   if (name) {
     const size = Number(h!.get(HEADER.size));
     entry.large = { name, nuid: h!.get(HEADER.nuid), size, digest: h!.get(HEADER.digest) };
-    const seq = Number(h!.get(HEADER.seq));
-    if (Number.isSafeInteger(seq) && seq > 0) entry.large.seq = seq;
+    const positive = (name: string) => {
+      const n = Number(h!.get(name));
+      return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+    };
+    const seq = positive(HEADER.seq);
+    if (seq !== undefined) entry.large.seq = seq;
+    const lastSeq = positive(HEADER.lastSeq);
+    const chunkSize = positive(HEADER.chunkSize);
+    if (seq !== undefined && lastSeq !== undefined && chunkSize !== undefined && lastSeq >= seq) {
+      entry.large.lastSeq = lastSeq;
+      entry.large.chunkSize = chunkSize;
+    }
     entry.size = size;
   } else if (headersOnly) {
     entry.size = Number(h?.get(HEADER.msgSize) || data.byteLength);
@@ -92,6 +110,12 @@ export function parseEntry(h: MsgHdrs | undefined, data: Uint8Array, revision: n
     entry.size = data.byteLength;
   }
   return entry;
+}
+
+/** A KV delete or purge marker (or a server marker on newer servers): the key has no value. */
+export function isDeleteMarker(h: MsgHdrs | undefined): boolean {
+  const op = h?.get(HEADER.kvOperation);
+  return op === "DEL" || op === "PURGE" || (h?.has(HEADER.markerReason) ?? false);
 }
 
 // NATS header values are one line of text; escaping everything outside printable ASCII keeps

@@ -15,7 +15,20 @@ import { StorageError, type StorageOp } from "../../errors.js";
 
 /** Thrown by the backend itself for states only it can detect (a bucket of another kind…). */
 export class NatsLayoutError extends Error {
-  override readonly name = "NatsLayoutError";
+  override readonly name: string = "NatsLayoutError";
+}
+
+/**
+ * A large value's object is not (or no longer) in the object store. Reading a value that was
+ * replaced can meet this once a sweep has reclaimed it; the store then tells that case apart.
+ */
+export class ObjectGoneError extends NatsLayoutError {
+  override readonly name: string = "ObjectGoneError";
+}
+
+/** A write's condition (`ifMatch`, `ifNoneMatch`) did not hold: nothing was written. */
+export class ConditionFailedError extends Error {
+  override readonly name = "ConditionFailedError";
 }
 
 /**
@@ -27,6 +40,7 @@ export function classifyNatsError(err: unknown, op: StorageOp, key: string | und
   const make = (kind: "transient" | "fatal" | "not_found", message: string) => new StorageError(kind, message, { op, key, cause: err });
   if (err instanceof StorageError) return err;
   if (err instanceof NatsLayoutError) return make("fatal", err.message);
+  if (err instanceof ConditionFailedError) return new StorageError("conflict", err.message, { op, key, cause: err });
   if (err instanceof TimeoutError) return make("transient", "NATS request timed out");
   if (err instanceof NoRespondersError) return make("transient", "no JetStream responder (server restarting or JetStream not ready); retry");
   if (err instanceof RequestError) {
@@ -49,6 +63,8 @@ export function classifyNatsError(err: unknown, op: StorageOp, key: string | und
     if (err.code === JetStreamApiCodes.JetStreamNotEnabledForAccount) return make("fatal", "JetStream is not enabled for this account: enable it in the server config (or run nats-server -js)");
     if (err.code === JetStreamApiCodes.StreamNotFound) return make("fatal", "the bucket's stream does not exist (deleted while the store was open?): reopen the store to recreate it");
     if (err.code === JetStreamApiCodes.NoMessageFound) return make("not_found", "no such message");
+    // Only conditional writes publish with an expected last sequence.
+    if (err.code === JetStreamApiCodes.StreamWrongLastSequence) return new StorageError("conflict", "the key changed since the etag the write names", { op, key, cause: err });
     // 10077: the stream's store refused the message, in practice "maximum bytes exceeded". The
     // server says 503, but retrying cannot help until someone frees space.
     if (err.code === 10077) return make("fatal", "the bucket's stream is full (its maxBytes limit or the server's JetStream storage): raise maxBytes, set a TTL, or delete data");

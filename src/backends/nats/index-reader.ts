@@ -1,5 +1,11 @@
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
-import { readToEnd } from "./stall.js";
+import { readToEnd, type EndProbe } from "./stall.js";
+
+/** The index messages under a subject filter, as {@link readIndex} reads them. */
+export type IndexReader = (filter: string, policy: "all" | "last_per_subject" | number) => Promise<AsyncIterable<JsMsg>>;
+
+/** How often a read that waits for messages asks whether any are left. */
+const END_CHECK_MS = 250;
 
 /**
  * Reads index messages matching a subject filter through an ephemeral ordered push consumer,
@@ -8,32 +14,41 @@ import { readToEnd } from "./stall.js";
  *
  * - `last_per_subject`: the latest message of every matching key (listing);
  * - `all`: every retained message (history, sweep);
- * both end once caught up with what was in the stream when the consumer was created.
+ * - a number: every message from that stream sequence on (the changes since a listing);
+ * each ends once caught up with what was in the stream when the consumer was created.
+ *
+ * `existsAfter(seq)` says whether a message matching the filter has a sequence above `seq` (one
+ * direct get). The server's pending count decides when the read is complete only together with
+ * it (see {@link EndProbe}): a listing, and the sweep that decides what is unreferenced, must
+ * neither miss a message nor wait for one that will never come.
  */
-export async function readIndex(js: JetStreamClient, stream: string, filter: string, policy: "all" | "last_per_subject"): Promise<AsyncIterable<JsMsg>> {
-  const consumer = await js.consumers.getPushConsumer(stream, {
-    filter_subjects: filter,
-    deliver_policy: policy === "all" ? DeliverPolicy.All : DeliverPolicy.LastPerSubject,
-    headers_only: true,
-  });
+export async function readIndex(
+  js: JetStreamClient,
+  stream: string,
+  filter: string,
+  policy: "all" | "last_per_subject" | number,
+  existsAfter: (seq: number) => Promise<boolean>,
+): Promise<AsyncIterable<JsMsg>> {
+  const start =
+    typeof policy === "number"
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: policy }
+      : { deliver_policy: policy === "all" ? DeliverPolicy.All : DeliverPolicy.LastPerSubject };
+  const before = typeof policy === "number" ? policy - 1 : 0;
+  const consumer = await js.consumers.getPushConsumer(stream, { filter_subjects: filter, ...start, headers_only: true });
   const info = await consumer.info(true);
-  if (info.num_pending === 0) {
+  if (info.num_pending === 0 && !(await existsAfter(before))) {
     // Delete now rather than leave the server to expire it after its inactivity threshold.
     void consumer.delete().catch(() => undefined);
     return (async function* () {})();
   }
   const messages = await consumer.consume();
-  // An idle heartbeat means the server has nothing more to send: the messages counted at the
-  // start were removed meanwhile (purged, or trimmed by the history limit). End, don't wait.
-  void (async () => {
-    for await (const status of messages.status()) {
-      if (status.type !== "heartbeat") continue;
-      // A failed check (a failover in progress) is not the end: try again at the next heartbeat.
-      const pending = await consumer.info(false).then((i) => i.num_pending, () => undefined);
-      if (pending === 0) messages.stop();
-    }
-  })().catch(() => undefined);
-  return readToEnd(messages, consumer);
+  const probe: EndProbe = {
+    everyMs: END_CHECK_MS,
+    confirmEnd: true,
+    // A failed check (a failover in progress) is not the end: ask again; the stall guard bounds the wait.
+    run: (last) => existsAfter(last).then((more) => (more ? "wait" : "end"), () => "wait"),
+  };
+  return readToEnd(messages, consumer, probe, before);
 }
 
 /**

@@ -1,76 +1,92 @@
 /**
  * Store keys <-> NATS KV keys. A KV key is a NATS subject tail: tokens separated by `.`, each
- * token non-empty and made of `[-/_=A-Za-z0-9]`. We map every `/`-separated segment of a store
- * key to one token, so a prefix that ends at a `/` becomes a subject filter (`a/b/` ->
- * `a.b.>`) the server resolves without reading the rest of the bucket.
+ * non-empty and made of `[-/_=A-Za-z0-9]`. A NATS subject filter matches whole tokens only
+ * (`a.b.>`), so a listing prefix can be resolved by the server exactly when it ends at a token
+ * boundary. Keys are therefore encoded one character per token: every prefix, also one that
+ * ends inside a `/`-segment (`logs/2024-10-0`), becomes a filter (`l.o.g.s./.2.0.2.4.-.1.0.-.0.>`)
+ * that matches exactly the keys starting with it, and the server reads nothing else.
  *
- * Token encoding (reversible, a quoted-printable variant so ASCII keys stay readable):
- * - `A-Z a-z 0-9 - _` stand for themselves;
- * - every other byte of the segment's UTF-8 encoding becomes `=XX` (two upper-case hex digits),
- *   so `.`, `*`, `>`, `=`, `/`-free punctuation, spaces and unicode can never act as subject
- *   syntax (a token is never a bare `*` or `>` wildcard);
- * - an empty segment (`a//b`, a trailing `/`) becomes the token `=` alone, which no non-empty
- *   segment encodes to (there `=` is always followed by two hex digits).
+ * Tokens (the encoding is reversible and canonical):
+ * - `A-Z a-z 0-9 - _` and `/` stand for themselves, one token each;
+ * - a maximal run of any other characters is one token: the run's UTF-8 bytes as `=XX` (two
+ *   upper-case hex digits each), so `.`, `*`, `>`, `=`, spaces and unicode never act as subject
+ *   syntax (`a b` -> `a.=20.b`, `é` -> `=C3=A9`);
+ * - every key ends with the token `=` alone, so a key is matched by the filter of its own
+ *   prefix too (`ab` -> `a.b.=` is under `a.b.>`).
  *
- * The encoded form is at most 3 characters per key byte (3072 for the longest key), which keeps
- * `$JS.API.DIRECT.GET.KV_<bucket>.$KV.<bucket>.<key>` inside the server's 4 KiB control line.
- * It does not preserve order (`=` sorts between digits and letters), so listings sort the
- * decoded keys.
+ * An encoded key is at most 3 characters per key byte plus 2 (3,074 for the longest key),
+ * which keeps `$JS.API.DIRECT.GET.KV_<bucket>.$KV.<bucket>.<key>` inside the server's 4 KiB
+ * protocol line. It does not preserve order, so listings sort the decoded keys.
  */
 
 const PLAIN = /^[A-Za-z0-9_-]$/;
-const PLAIN_RUN = /^[A-Za-z0-9_-]+$/;
-const TOKEN = /^(?:=|(?:[A-Za-z0-9_-]|=[0-9A-F]{2})+)$/;
-const EMPTY_SEGMENT = "=";
+const RUN = /^(?:=[0-9A-F]{2})+$/;
+const END = "=";
+const SLASH = "/";
 const HEX = "0123456789ABCDEF";
 const encoder = new TextEncoder();
 // ignoreBOM: a key may start with U+FEFF, which the decoder would otherwise drop.
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** One `/`-segment of a key as one KV key token. */
-export function encodeSegment(segment: string): string {
-  if (segment.length === 0) return EMPTY_SEGMENT;
-  if (PLAIN_RUN.test(segment)) return segment;
-  let out = "";
-  for (const byte of encoder.encode(segment)) {
-    const char = String.fromCharCode(byte);
-    out += PLAIN.test(char) ? char : `=${HEX[byte >> 4]}${HEX[byte & 15]}`;
+/** The tokens of `text` (a key or a prefix), without the end token; `run` tells whether the last one is an escaped run. */
+function tokensOf(text: string): { tokens: string[]; lastIsRun: boolean } {
+  const tokens: string[] = [];
+  let run = "";
+  for (const char of text) {
+    if (char === SLASH || PLAIN.test(char)) {
+      if (run) tokens.push(run);
+      run = "";
+      tokens.push(char);
+    } else {
+      for (const byte of encoder.encode(char)) run += `=${HEX[byte >> 4]}${HEX[byte & 15]}`;
+    }
   }
+  if (run) tokens.push(run);
+  return { tokens, lastIsRun: run !== "" };
+}
+
+/** A store key as a KV key (`a b/x.y` -> `a.=20.b./.x.=2E.y.=`). */
+export function encodeKey(key: string): string {
+  const { tokens } = tokensOf(key);
+  tokens.push(END);
+  return tokens.join(".");
+}
+
+/** The store key a KV key stands for; throws {@link KeyCodecError} for keys this codec did not write. */
+export function decodeKey(kvKey: string): string {
+  const tokens = kvKey.split(".");
+  if (tokens.pop() !== END) throw new KeyCodecError(`not a stowage key (no end token): ${JSON.stringify(kvKey)}`);
+  let out = "";
+  let previousWasRun = false;
+  for (const token of tokens) {
+    if (token.length === 1 && (token === SLASH || PLAIN.test(token))) {
+      out += token;
+      previousWasRun = false;
+      continue;
+    }
+    // Canonical form only: two runs in a row, or a run escaping a character that stands for
+    // itself, would make two KV keys one store key.
+    if (!RUN.test(token) || previousWasRun) throw new KeyCodecError(`not a stowage key token: ${JSON.stringify(token)}`);
+    out += decodeRun(token);
+    previousWasRun = true;
+  }
+  if (out === "") throw new KeyCodecError("empty key");
   return out;
 }
 
-/** The segment a token stands for; throws on a token this codec cannot have written. */
-export function decodeSegment(token: string): string {
-  if (token === EMPTY_SEGMENT) return "";
-  if (!TOKEN.test(token)) throw new KeyCodecError(`not a stowage key token: ${JSON.stringify(token)}`);
-  if (!token.includes("=")) return token;
-  const bytes: number[] = [];
-  for (let i = 0; i < token.length; i++) {
-    if (token[i] === "=") {
-      const byte = parseInt(token.slice(i + 1, i + 3), 16);
-      // Canonical form only: an escaped plain character would make two KV keys one store key.
-      if (PLAIN.test(String.fromCharCode(byte))) throw new KeyCodecError(`token ${JSON.stringify(token)} escapes a plain character`);
-      bytes.push(byte);
-      i += 2;
-    } else {
-      bytes.push(token.charCodeAt(i));
-    }
-  }
+function decodeRun(token: string): string {
+  const bytes = new Uint8Array(token.length / 3);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(token.slice(3 * i + 1, 3 * i + 3), 16);
+  let text: string;
   try {
-    return decoder.decode(new Uint8Array(bytes));
+    text = decoder.decode(bytes);
   } catch (cause) {
     throw new KeyCodecError(`token ${JSON.stringify(token)} is not UTF-8`, { cause });
   }
-}
-
-/** A store key as a KV key (`events/a b/x.y` -> `events.a=20b.x=2Ey`). */
-export function encodeKey(key: string): string {
-  return key.split("/").map(encodeSegment).join(".");
-}
-
-/** The store key a KV key stands for; throws {@link KeyCodecError} for keys other tools wrote. */
-export function decodeKey(kvKey: string): string {
-  return kvKey.split(".").map(decodeSegment).join("/");
+  for (const char of text) {
+    if (char === SLASH || PLAIN.test(char)) throw new KeyCodecError(`token ${JSON.stringify(token)} escapes a plain character`);
+  }
+  return text;
 }
 
 /** The decoded key, or undefined for a KV key stowage did not write (foreign keys are skipped). */
@@ -83,15 +99,16 @@ export function tryDecodeKey(kvKey: string): string | undefined {
 }
 
 /**
- * The KV key filter serving `prefix`: its complete `/`-segments become literal tokens and the
- * rest is a `>` wildcard (`a/b/c` -> `a.b.>`; `""` -> `>`). Every key starting with `prefix`
- * matches the filter; the caller still checks `key.startsWith(prefix)` for the partial last
- * segment (`c` above).
+ * The KV key filter serving `prefix` (`""` -> `>`). It matches exactly the keys starting with
+ * `prefix`, except when the prefix ends inside a run of escaped characters (`a b` does, `a `
+ * ends in one): the key may continue that run in the same token, so the run is left to the
+ * `>` and `exact` is false; the caller then checks `key.startsWith(prefix)`.
  */
-export function prefixFilter(prefix: string): string {
-  const segments = prefix.split("/");
-  segments.pop(); // the partial segment after the last '/' (or the whole prefix without one)
-  return [...segments.map(encodeSegment), ">"].join(".");
+export function prefixFilter(prefix: string): { filter: string; exact: boolean } {
+  const { tokens, lastIsRun } = tokensOf(prefix);
+  if (lastIsRun) tokens.pop();
+  tokens.push(">");
+  return { filter: tokens.join("."), exact: !lastIsRun };
 }
 
 /** Thrown for KV keys or tokens that stowage's codec did not produce. */

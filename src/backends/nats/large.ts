@@ -2,17 +2,17 @@ import { createHash } from "node:crypto";
 import { headers, nuid } from "@nats-io/nats-core";
 import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, JsHeaders, type JetStreamClient, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
 import { Objm, StorageType, type ObjectStore } from "@nats-io/obj";
-import { ChunkWriter } from "./chunk-writer.js";
+import { CHUNK_OFFSET_HEADER, ChunkWriter } from "./chunk-writer.js";
 import type { LargeRef } from "./entry.js";
-import { NatsLayoutError } from "./errors.js";
+import { NatsLayoutError, ObjectGoneError } from "./errors.js";
 import type { NatsLayout } from "./layout.js";
-import { readToEnd } from "./stall.js";
+import { readToEnd, type EndProbe } from "./stall.js";
 
 /**
  * Bytes of chunks a large put publishes ahead of their acknowledgements, counted in whole
  * chunks (2–32; 8 of the default 128 KiB): a put holds at most these plus the chunk it fills,
- * and pays a round trip per window rather than per chunk. Measured here, beyond 8 chunks the
- * server's write rate is the limit, not the round trips.
+ * and pays a round trip per window rather than per chunk. Beyond a few chunks ahead the
+ * server's write rate is the limit, not the round trips (docs/nats.md).
  */
 const WRITE_AHEAD_BYTES = 1024 * 1024;
 /**
@@ -20,6 +20,12 @@ const WRITE_AHEAD_BYTES = 1024 * 1024;
  * store's chunk size (2–32 chunks; 16 of the default 128 KiB): the memory bound of `getStream`.
  */
 const READ_AHEAD_BYTES = 2 * 1024 * 1024;
+/**
+ * How long a read waits for its next chunk before asking the server whether that chunk still
+ * exists: the object of a value that was replaced can be reclaimed while a reader streams it,
+ * and its consumer would then wait for chunks that will never come.
+ */
+const GONE_CHECK_MS = 250;
 
 /** `bytes` in whole chunks of `chunkSize`, at least 2 (overlap) and at most 32. */
 function chunksIn(bytes: number, chunkSize: number): number {
@@ -116,6 +122,10 @@ export class LargeObjects {
       signal?.throwIfAborted();
       const done: LargeRef = { ...ref, size: written.size, digest: written.digest };
       if (written.firstSeq !== undefined) done.seq = written.firstSeq;
+      if (written.firstSeq !== undefined && written.lastSeq !== undefined) {
+        done.lastSeq = written.lastSeq;
+        done.chunkSize = this.#config.chunkSize;
+      }
       return done;
     } catch (err) {
       await writer.settle();
@@ -133,14 +143,13 @@ export class LargeObjects {
    * after it. Without it (older entries), the chunk subject's last message proves the object
    * is there and the consumer starts from the subject's first message. Looking up a subject
    * makes the server search its stream (on nats-server 2.9 a node that has just taken over
-   * reads its blocks from disk for that: about a second per lookup after a failover, measured
-   * in the cluster test); a sequence is found directly.
+   * reads its blocks from disk for that, slowly: see docs/nats.md); a sequence is found directly.
    */
   async read(ref: LargeRef): Promise<AsyncIterable<Uint8Array>> {
     if (ref.size === 0) return (async function* () {})();
     const stream = this.#layout.objectStream;
     const subject = this.#layout.chunkSubject(ref.nuid);
-    const missing = () => new NatsLayoutError(`the large object ${ref.name} of this value is missing from ${stream} (removed by another tool?)`);
+    const missing = () => new ObjectGoneError(`the large object ${ref.name} of this value is missing from ${stream}`);
     let first: Uint8Array | undefined;
     let start: { deliver_policy: DeliverPolicy; opt_start_seq?: number } = { deliver_policy: DeliverPolicy.All };
     if (ref.seq !== undefined) {
@@ -154,7 +163,7 @@ export class LargeObjects {
     }
     // The consumer is made only once the caller wants more than the first chunk, and is read at
     // once: a caller that stops early never leaves a consumer pulling behind it.
-    const more = () => this.#chunks(subject, start);
+    const more = () => this.#chunks(subject, start, ref);
     return (async function* () {
       const sha = createHash("sha256");
       let received = 0;
@@ -180,8 +189,77 @@ export class LargeObjects {
     })();
   }
 
+  /**
+   * Bytes `[start, end)` of an object. A value written with chunk offsets starts at the chunk
+   * that holds `start` (found by `findChunk`, without reading the chunks before it) and stops
+   * once `end` is reached; the digest, which covers the whole value, is not checked. Other
+   * objects are read from their start and cut.
+   */
+  async readRange(ref: LargeRef, start: number, end: number): Promise<AsyncIterable<Uint8Array>> {
+    if (start === 0 && end >= ref.size) return this.read(ref);
+    if (end <= start) return (async function* () {})();
+    const chunkSize = ref.chunkSize;
+    const found = chunkSize !== undefined ? await this.#findChunk(ref, Math.floor(start / chunkSize)) : undefined;
+    if (found === undefined) return cut(await this.read(ref), start, end);
+    const subject = this.#layout.chunkSubject(ref.nuid);
+    // Pull no more chunks than the range still needs.
+    const needed = Math.ceil((end - found.offset - found.data.byteLength) / chunkSize!);
+    const more = () => this.#chunks(subject, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: found.seq + 1 }, ref, needed);
+    const name = ref.name;
+    return (async function* () {
+      let position = found.offset;
+      const take = (data: Uint8Array) => {
+        const from = Math.max(start - position, 0);
+        const to = Math.min(end - position, data.byteLength);
+        position += data.byteLength;
+        return to > from ? data.subarray(from, to) : undefined;
+      };
+      const first = take(found.data);
+      if (first) yield first;
+      if (position < end) {
+        for await (const data of await more()) {
+          const piece = take(data);
+          if (piece) yield piece;
+          if (position >= end) break;
+        }
+      }
+      if (position < end) throw new NatsLayoutError(`large object ${name} is corrupt: it ends at byte ${position}, before ${end}`);
+    })();
+  }
+
+  /**
+   * Chunk `index` of an object (its sequence, data and offset), located by the offsets the
+   * chunks carry. Chunks of one object have increasing sequences, interleaved with other puts'
+   * chunks when puts ran at once: chunk i lies between first + i and last - (n - 1 - i), and a
+   * get of the next message on the chunk subject from any sequence tells which chunk is there.
+   * So the search narrows that window (one get when no other put interleaved). Undefined when
+   * the chunks carry no offsets (written by another tool or an earlier stowage).
+   */
+  async #findChunk(ref: LargeRef, index: number): Promise<{ seq: number; data: Uint8Array; offset: number } | undefined> {
+    const { seq: firstSeq, lastSeq, chunkSize } = ref;
+    if (firstSeq === undefined || lastSeq === undefined || chunkSize === undefined) return undefined;
+    const subject = this.#layout.chunkSubject(ref.nuid);
+    const count = Math.ceil(ref.size / chunkSize);
+    const gone = () => new ObjectGoneError(`the large object ${ref.name} of this value is missing from ${this.#layout.objectStream}`);
+    let lo = firstSeq + index;
+    let hi = lastSeq - (count - 1 - index);
+    for (let probes = 0; lo <= hi; probes++) {
+      // Interpolate first (exact when the chunks are contiguous), then halve.
+      const at = probes < 2 ? Math.min(hi, Math.max(lo, firstSeq + Math.round((index * (lastSeq - firstSeq)) / Math.max(1, count - 1)))) : Math.floor((lo + hi) / 2);
+      const m = await this.#message({ next_by_subj: subject, seq: at });
+      if (!m || m.seq > lastSeq) throw gone();
+      const offset = Number(m.header?.get(CHUNK_OFFSET_HEADER));
+      if (!Number.isSafeInteger(offset) || offset % chunkSize !== 0) return undefined;
+      const found = offset / chunkSize;
+      if (found === index) return { seq: m.seq, data: m.data, offset };
+      if (found < index) lo = Math.max(lo, m.seq + (index - found));
+      else hi = Math.min(hi, at - 1, m.seq - (found - index));
+    }
+    throw new NatsLayoutError(`large object ${ref.name} is corrupt: chunk ${index} is not between its first and last chunks`);
+  }
+
   /** A message of the object stream by sequence or subject; null when there is none. */
-  async #message(query: { seq: number } | { last_by_subj: string }): Promise<StoredMsg | null> {
+  async #message(query: { seq: number } | { last_by_subj: string } | { next_by_subj: string; seq: number }): Promise<StoredMsg | null> {
     if (this.#config.directReads && "seq" in query) {
       // A chunk never changes once written, so any replica that has it returns the right bytes;
       // one that does not have it yet (or a stream without direct get) leaves it to the leader.
@@ -200,33 +278,72 @@ export class LargeObjects {
    * The chunk subject's messages from `start` on, through an ordered pull consumer that pulls
    * only as fast as the caller reads; ends when the stream has no more (pending 0).
    */
-  async #chunks(subject: string, start: { deliver_policy: DeliverPolicy; opt_start_seq?: number }): Promise<AsyncIterable<Uint8Array>> {
+  async #chunks(subject: string, start: { deliver_policy: DeliverPolicy; opt_start_seq?: number }, ref: LargeRef, needed = Infinity): Promise<AsyncIterable<Uint8Array>> {
     const consumer = await this.#js.consumers.get(this.#layout.objectStream, { filter_subjects: subject, ...start });
-    const messages = await consumer.consume({ max_messages: chunksIn(READ_AHEAD_BYTES, this.#config.chunkSize) });
+    const messages = await consumer.consume({ max_messages: Math.max(1, Math.min(needed, chunksIn(READ_AHEAD_BYTES, this.#config.chunkSize))) });
+    const gone: EndProbe = {
+      everyMs: GONE_CHECK_MS,
+      run: async (last) => {
+        if (await this.#message({ next_by_subj: subject, seq: last + 1 })) return "wait";
+        throw new ObjectGoneError(`the large object ${ref.name} of this value was removed from ${this.#layout.objectStream} while it was being read`);
+      },
+    };
     return (async function* () {
-      for await (const m of readToEnd(messages, consumer)) yield m.data;
+      for await (const m of readToEnd(messages, consumer, gone, (start.opt_start_seq ?? 1) - 1)) yield m.data;
     })();
   }
 
   /** Deletes an object outright: its chunks and its info (no tombstone left behind). */
-  async remove(ref: Pick<LargeRef, "name" | "nuid">): Promise<void> {
+  async remove(ref: { name?: string; nuid: string }): Promise<void> {
     const stream = this.#layout.objectStream;
     await this.#jsm.streams.purge(stream, { filter: this.#layout.chunkSubject(ref.nuid) });
-    await this.#jsm.streams.purge(stream, { filter: this.#layout.metaSubject(ref.name) });
+    if (ref.name !== undefined) await this.#jsm.streams.purge(stream, { filter: this.#layout.metaSubject(ref.name) });
   }
 
-  /** Every object (name, nuid, completion time); empty when the object store does not exist. */
-  async list(): Promise<{ name: string; nuid: string; mtime: Date }[]> {
-    const exists = await this.#jsm.streams.info(this.#layout.objectStream).then(
-      () => true,
-      (err: unknown) => {
-        if ((err as { code?: number }).code === 10059) return false;
-        throw err;
-      },
-    );
-    if (!exists) return [];
-    const objects = await this.#objects();
-    return (await objects.list()).map((o) => ({ name: o.name, nuid: o.nuid, mtime: new Date(o.mtime) }));
+  /**
+   * Every object in the object store, by chunk nuid: those with an ObjectInfo (name, completion
+   * time) and chunks without one (a put whose process or server died before it finished), with
+   * the time of their last chunk. Empty when the object store does not exist.
+   */
+  async inventory(): Promise<StoredObject[]> {
+    const stream = this.#layout.objectStream;
+    const chunkFilter = this.#layout.chunkSubject("*");
+    const info = await this.#jsm.streams.info(stream, { subjects_filter: chunkFilter }).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return undefined;
+      throw err;
+    });
+    if (!info) return [];
+    const objects = new Map<string, StoredObject>();
+    for (const o of await (await this.#objects()).list()) objects.set(o.nuid, { nuid: o.nuid, name: o.name, written: new Date(o.mtime) });
+    const prefix = chunkFilter.slice(0, -1);
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const nuid = subject.slice(prefix.length);
+      if (objects.has(nuid)) continue;
+      const last = await this.#message({ last_by_subj: subject });
+      if (last) objects.set(nuid, { nuid, written: last.time });
+    }
+    return [...objects.values()];
+  }
+}
+
+/** An object found by {@link LargeObjects.inventory}. */
+export interface StoredObject {
+  nuid: string;
+  /** Absent for chunks without an ObjectInfo. */
+  name?: string;
+  /** When it was completed, or its last chunk written. */
+  written: Date;
+}
+
+/** Bytes `[start, end)` of a body read from its start. */
+async function* cut(body: AsyncIterable<Uint8Array>, start: number, end: number): AsyncGenerator<Uint8Array> {
+  let position = 0;
+  for await (const chunk of body) {
+    const from = Math.max(start - position, 0);
+    const to = Math.min(end - position, chunk.byteLength);
+    position += chunk.byteLength;
+    if (to > from) yield chunk.subarray(from, to);
+    if (position >= end) return;
   }
 }
 

@@ -1,13 +1,15 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import { StorageError } from "../../errors.js";
-import type { StoreUrl } from "../../open.js";
+import { readUrlParams } from "../../internal/url-params.js";
+import type { StoreUrl } from "../../types.js";
 
 /**
- * Options of the NATS JetStream backend (`openStore("nats://…", { nats: {…} })` or
- * `new NatsStore(…)` through {@link openNatsStore}). Values in the URL's query win over these.
+ * Options of the NATS JetStream backend: `NatsStore.open({ bucket, … })`, or
+ * `openStore("nats://…", { nats: {…} })` where the URL's own parts win over these.
  *
  * @example
- * const store = await openStore("nats://127.0.0.1:4222/EVENTS?history=16&replicas=3", {
+ * const store = await NatsStore.open({ bucket: "EVENTS", servers: "nats://127.0.0.1:4222", history: 16 });
+ * const same = await openStore("nats://127.0.0.1:4222/EVENTS?history=16", {
  *   nats: { credsFile: "/etc/nats/app.creds", tls: { caFile: "/etc/nats/ca.pem" } },
  * });
  */
@@ -19,8 +21,16 @@ export interface NatsStoreOptions {
   connection?: NatsConnection;
   /** Servers to connect to (default: the URL's host and port, else `127.0.0.1:4222`). */
   servers?: string | string[];
-  /** The bucket (the URL path wins). `[-_A-Za-z0-9]+`. */
+  /**
+   * The bucket (the URL path wins): `[-_A-Za-z0-9]+`, at most 245 characters (its object store
+   * stream `OBJ_<bucket>_large` must fit JetStream's 255).
+   */
   bucket?: string;
+  /**
+   * Create the bucket when it is missing (default true). `false`: opening creates nothing and a
+   * missing bucket rejects with kind `not_found` naming it.
+   */
+  create?: boolean;
   /** User and password (the URL's `user:pass@` wins). */
   user?: string;
   pass?: string;
@@ -76,7 +86,7 @@ export interface NatsStoreOptions {
   sweepGrace?: number;
 }
 
-/** The options after merging the URL in and checking every value. */
+/** The options after checking every value: what the store is built from. */
 export interface ResolvedNatsOptions extends NatsStoreOptions {
   bucket: string;
   servers: string | string[];
@@ -87,85 +97,110 @@ export interface ResolvedNatsOptions extends NatsStoreOptions {
 export const DEFAULT_HISTORY = 8;
 export const MAX_HISTORY = 64;
 const BUCKET = /^[-\w]+$/;
+/** JetStream's longest stream name, and what the longest of ours (`OBJ_<bucket>_large`) adds to the bucket. */
+const MAX_STREAM_NAME = 255;
+export const MAX_BUCKET_LENGTH = MAX_STREAM_NAME - "OBJ__large".length;
 
-/** Merges `nats://[user:pass@]host:port/BUCKET?…` into `options`, validating every value. */
-export function resolveNatsOptions(target: StoreUrl | undefined, options: NatsStoreOptions = {}): ResolvedNatsOptions {
+/** The URL's query parameters, by type (anything else is refused). */
+const URL_PARAMS = {
+  token: "string",
+  nkey: "string",
+  creds: "string",
+  name: "string",
+  caFile: "string",
+  certFile: "string",
+  keyFile: "string",
+  timeout: "duration",
+  replicas: "integer",
+  storage: ["file", "memory"],
+  maxBytes: "size",
+  ttl: "duration",
+  history: "integer",
+  directReads: "boolean",
+  inlineMax: "size",
+  chunkSize: "size",
+  sweepInterval: "duration",
+  sweepGrace: "duration",
+} as const;
+
+/** Merges `nats://[user:pass@|token@]host:port/BUCKET?…` (or `tls://`) into `options`; the URL wins. */
+export function natsOptionsFromUrl(target: StoreUrl, options: NatsStoreOptions = {}): NatsStoreOptions {
   const merged: NatsStoreOptions = { ...options };
-  const fail = (message: string) => new StorageError("invalid", `${target?.redacted ?? "nats options"}: ${message}`, { op: "open" });
-  if (target) {
-    const { url } = target;
-    const path = decodeURIComponent(url.pathname.replace(/^\/+/, "").replace(/\/+$/, ""));
-    if (path) merged.bucket = path;
-    if (url.host) merged.servers = `${target.scheme === "tls" ? "tls" : "nats"}://${url.host}`;
-    if (url.username && url.password) {
-      merged.user = decodeURIComponent(url.username);
-      merged.pass = decodeURIComponent(url.password);
-    } else if (url.username) {
-      merged.token = decodeURIComponent(url.username);
-    }
-    const q = url.searchParams;
-    const text = (name: string) => q.get(name) ?? undefined;
-    const int = (name: string) => {
-      const raw = q.get(name);
-      if (raw === null) return undefined;
-      if (!/^\d+$/.test(raw)) throw fail(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
-      return Number(raw);
-    };
-    const assign = <K extends keyof NatsStoreOptions>(name: K, value: NatsStoreOptions[K] | undefined) => {
-      if (value !== undefined) merged[name] = value;
-    };
-    assign("token", text("token"));
-    assign("nkeySeed", text("nkey"));
-    assign("credsFile", text("creds"));
-    assign("name", text("name"));
-    assign("replicas", int("replicas"));
-    assign("maxBytes", int("maxBytes"));
-    assign("ttl", int("ttl"));
-    assign("history", int("history"));
-    assign("inlineMax", int("inlineMax"));
-    assign("chunkSize", int("chunkSize"));
-    assign("timeout", int("timeout"));
-    assign("sweepInterval", int("sweepInterval"));
-    assign("sweepGrace", int("sweepGrace"));
-    const directReads = text("directReads");
-    if (directReads !== undefined) {
-      if (directReads !== "true" && directReads !== "false") throw fail(`directReads must be "true" or "false", got ${JSON.stringify(directReads)}`);
-      merged.directReads = directReads === "true";
-    }
-    const storage = text("storage");
-    if (storage !== undefined) {
-      if (storage !== "file" && storage !== "memory") throw fail(`storage must be "file" or "memory", got ${JSON.stringify(storage)}`);
-      merged.storage = storage;
-    }
-    const tlsFiles = { caFile: text("caFile"), certFile: text("certFile"), keyFile: text("keyFile") };
-    if (target.scheme === "tls" || Object.values(tlsFiles).some((v) => v !== undefined)) {
-      merged.tls = { ...merged.tls, ...Object.fromEntries(Object.entries(tlsFiles).filter(([, v]) => v !== undefined)) };
+  const { url } = target;
+  const path = url.pathname.replace(/^\/+/, "").replace(/\/+$/, "");
+  if (path) {
+    try {
+      merged.bucket = decodeURIComponent(path);
+    } catch {
+      throw new StorageError("invalid", `${target.redacted}: the bucket name is not valid percent-encoding`, { op: "open" });
     }
   }
-  const bucket = merged.bucket;
-  if (!bucket) throw fail("no bucket: use nats://host:4222/BUCKET");
-  if (!BUCKET.test(bucket)) throw fail(`bucket ${JSON.stringify(bucket)} must be letters, digits, '-' and '_'`);
-  const positive = (name: keyof NatsStoreOptions, value: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < min || value > max)) {
+  if (url.host) merged.servers = `${target.scheme === "tls" ? "tls" : "nats"}://${url.host}`;
+  if (url.username && url.password) {
+    merged.user = decodeURIComponent(url.username);
+    merged.pass = decodeURIComponent(url.password);
+  } else if (url.username) {
+    merged.token = decodeURIComponent(url.username);
+  }
+  const q = readUrlParams(target, target.redacted, URL_PARAMS);
+  const assign = <K extends keyof NatsStoreOptions>(name: K, value: NatsStoreOptions[K] | undefined) => {
+    if (value !== undefined) merged[name] = value;
+  };
+  assign("token", q.token);
+  assign("nkeySeed", q.nkey);
+  assign("credsFile", q.creds);
+  assign("name", q.name);
+  assign("timeout", q.timeout);
+  assign("replicas", q.replicas);
+  assign("storage", q.storage);
+  assign("maxBytes", q.maxBytes);
+  assign("ttl", q.ttl);
+  assign("history", q.history);
+  assign("directReads", q.directReads);
+  assign("inlineMax", q.inlineMax);
+  assign("chunkSize", q.chunkSize);
+  assign("sweepInterval", q.sweepInterval);
+  assign("sweepGrace", q.sweepGrace);
+  const tlsFiles = { caFile: q.caFile, certFile: q.certFile, keyFile: q.keyFile };
+  if (target.scheme === "tls" || Object.values(tlsFiles).some((v) => v !== undefined)) {
+    merged.tls = { ...merged.tls, ...Object.fromEntries(Object.entries(tlsFiles).filter(([, v]) => v !== undefined)) };
+  }
+  // Checked here too, so that a bad value is reported with the URL it came from (redacted).
+  resolveNatsOptions(merged, target.redacted);
+  return merged;
+}
+
+/** Checks every option (whatever it came from), refusing a bad one as `invalid`. */
+export function resolveNatsOptions(options: NatsStoreOptions, where = "nats options"): ResolvedNatsOptions {
+  if (options === null || typeof options !== "object") throw new StorageError("invalid", "nats options must be an object", { op: "open" });
+  const fail = (message: string) => new StorageError("invalid", `${where}: ${message}`, { op: "open" });
+  const bucket = options.bucket;
+  if (!bucket) throw fail("no bucket: use nats://host:4222/BUCKET or give { bucket }");
+  if (typeof bucket !== "string" || !BUCKET.test(bucket)) throw fail(`bucket ${JSON.stringify(bucket)} must be letters, digits, '-' and '_'`);
+  if (bucket.length > MAX_BUCKET_LENGTH) {
+    throw fail(`bucket name is ${bucket.length} characters, at most ${MAX_BUCKET_LENGTH}: its object store stream OBJ_<bucket>_large must fit JetStream's ${MAX_STREAM_NAME}-character stream names`);
+  }
+  const positive = (name: keyof NatsStoreOptions, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (value !== undefined && (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max)) {
       throw fail(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
     }
   };
-  positive("history", merged.history, 1, MAX_HISTORY);
-  positive("replicas", merged.replicas, 1, 5);
-  positive("maxBytes", merged.maxBytes, 1);
-  positive("ttl", merged.ttl, 1);
-  positive("inlineMax", merged.inlineMax, 0);
-  positive("chunkSize", merged.chunkSize, 1024);
-  positive("timeout", merged.timeout, 1);
-  positive("sweepInterval", merged.sweepInterval, 0);
-  positive("sweepGrace", merged.sweepGrace, 0);
-  if (merged.directReads !== undefined && typeof merged.directReads !== "boolean") {
-    throw fail(`directReads must be a boolean, got ${JSON.stringify(merged.directReads)}`);
+  positive("history", options.history, 1, MAX_HISTORY);
+  positive("replicas", options.replicas, 1, 5);
+  positive("maxBytes", options.maxBytes, 1);
+  positive("ttl", options.ttl, 1);
+  positive("inlineMax", options.inlineMax, 0);
+  positive("chunkSize", options.chunkSize, 1024);
+  positive("timeout", options.timeout, 1);
+  positive("sweepInterval", options.sweepInterval, 0);
+  positive("sweepGrace", options.sweepGrace, 0);
+  for (const name of ["directReads", "create"] as const) {
+    if (options[name] !== undefined && typeof options[name] !== "boolean") throw fail(`${name} must be a boolean, got ${JSON.stringify(options[name])}`);
   }
-  if (merged.storage !== undefined && merged.storage !== "file" && merged.storage !== "memory") {
-    throw fail(`storage must be "file" or "memory", got ${JSON.stringify(merged.storage)}`);
+  if (options.storage !== undefined && options.storage !== "file" && options.storage !== "memory") {
+    throw fail(`storage must be "file" or "memory", got ${JSON.stringify(options.storage)}`);
   }
   const explicit = new Set<"history" | "replicas" | "storage" | "maxBytes" | "ttl">();
-  for (const name of ["history", "replicas", "storage", "maxBytes", "ttl"] as const) if (merged[name] !== undefined) explicit.add(name);
-  return { ...merged, bucket, servers: merged.servers ?? "nats://127.0.0.1:4222", explicit };
+  for (const name of ["history", "replicas", "storage", "maxBytes", "ttl"] as const) if (options[name] !== undefined) explicit.add(name);
+  return { ...options, bucket, servers: options.servers ?? "nats://127.0.0.1:4222", explicit };
 }
