@@ -3,6 +3,7 @@
  * system error code (`ECONNREFUSED`…), never by message text.
  */
 import { StorageError, type StorageErrorKind, type StorageOp } from "../../errors.js";
+import { DEADLINE_PASSED } from "./schema.js";
 
 /** SQLSTATE classes (first two characters) and codes, with the kind and advice for each. */
 const BY_CODE: Record<string, [StorageErrorKind, string]> = {
@@ -17,11 +18,14 @@ const BY_CODE: Record<string, [StorageErrorKind, string]> = {
   "57P02": ["transient", "the server crashed (crash shutdown)"],
   "57P03": ["transient", "the server is starting up or shutting down; retry"],
   "58000": ["transient", "system error on the server"],
+  // The fence (schema.ts): the write arrived after its deadline and changed nothing.
+  [DEADLINE_PASSED]: ["transient", "the write reached PostgreSQL after its deadline and was not applied"],
   // Retrying will not help; a person must act.
   "42501": ["fatal", "insufficient privilege: GRANT the role SELECT, INSERT, UPDATE, DELETE on the store's tables and USAGE on its sequence (see docs/postgres.md)"],
   "3D000": ["fatal", "the database does not exist: create it or fix the database name in the URL"],
   "3F000": ["fatal", "the schema does not exist: create it or fix ?schema="],
   "42P01": ["fatal", "a store table is missing (dropped after the store opened?): reopen the store to recreate it, or apply docs/postgres.md"],
+  "42883": ["fatal", "a stowage function is missing (the table was made by an earlier stowage or by hand): open the store once with a role that may CREATE, or apply the SQL in docs/postgres.md"],
   "42703": ["fatal", "a store table lacks a column: the table is not a stowage table; choose another ?table= or migrate it (docs/postgres.md)"],
   "42804": ["fatal", "a store table has a column of the wrong type: the table is not a stowage table; choose another ?table= or migrate it (docs/postgres.md)"],
   "53100": ["fatal", "the server's disk is full"],
@@ -76,4 +80,14 @@ export function classifyPgError(err: unknown, op: StorageOp, key: string | undef
     return new StorageError("transient", `connection to PostgreSQL failed (${detail})`, { op, key, cause: err });
   }
   return new StorageError("fatal", `unexpected error: ${detail}`, { op, key, cause: err });
+}
+
+/**
+ * True when the server answered the statement with an error (a SQLSTATE) on a connection that
+ * is still good to use; false for a lost connection (class 08, a server shutting down) or an
+ * error raised by `pg` itself.
+ */
+export function answeredByServer(err: unknown): boolean {
+  const code = err !== null && typeof err === "object" ? (err as { code?: unknown }).code : undefined;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith("08") && !code.startsWith("57P");
 }
