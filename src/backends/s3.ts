@@ -2,36 +2,36 @@ import type { Readable } from "node:stream";
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
-  GetBucketVersioningCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectVersionsCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   type PutObjectCommandInput,
 } from "@aws-sdk/client-s3";
 import { StorageError, type StorageOp } from "../errors.js";
 import { MAX_KEY_BYTES } from "../keys.js";
-import type { OpenStoreOptions, StoreUrl } from "../open.js";
-import { BaseStore, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
+import type { StoreUrl } from "../types.js";
+import {
+  BaseStore,
+  resolveRange,
+  type CleanBatchEntry,
+  type CleanDeleteOptions,
+  type CleanFolderOptions,
+  type CleanListPageOptions,
+  type CleanPutOptions,
+  type CleanWriteOptions,
+} from "../store.js";
 import { mapLimit } from "../internal/concurrency.js";
 import { optionsFromUrl, resolveS3Config, sendOptions, type ResolvedS3Config, type S3StoreOptions } from "./s3/config.js";
-import { DirectRequests, NO_SUCH_KEY } from "./s3/direct.js";
+import { assertBucket, bucketVersioning, probeConditions, probeWriteConditions, type ConditionSupport, type WriteConditionSupport } from "./s3/bucket.js";
 import { classifyS3Error } from "./s3/errors.js";
-import type { ListedPage } from "./s3/listing.js";
 import { decodeMetadata, encodeMetadata, S3_METADATA_LIMIT } from "./s3/metadata.js";
 import { uploadBuffer, uploadStream, type MultipartOptions } from "./s3/multipart.js";
-import type { BatchEntry, Capabilities, GetOptions, ListPage, Metadata, ObjectInfo, OperationOptions, VersionInfo } from "../types.js";
+import { BucketListing } from "./s3/listing.js";
+import { bodyStart, cutBuffer, cutStream, rangeHeader } from "./s3/range.js";
+import type { ByteRange, Capabilities, GetOptions, ListPage, Metadata, ObjectInfo, OperationOptions, VersionInfo, WriteConditions } from "../types.js";
 
 export type { S3StoreOptions } from "./s3/config.js";
-
-declare module "../open.js" {
-  interface BackendOptions {
-    /** Options for `s3://` URLs (the URL's own parameters win). */
-    s3?: S3StoreOptions;
-  }
-}
 
 /** S3's largest object (5 TiB). */
 const MAX_OBJECT_BYTES = 5 * 1024 ** 4;
@@ -39,8 +39,8 @@ const MAX_OBJECT_BYTES = 5 * 1024 ** 4;
 const DELETE_BATCH = 1000;
 /** Characters a key may hold that XML 1.0 cannot (keys never hold control characters). */
 const NOT_XML = /[\ufffe\uffff]/;
-/** Keys per ListObjectsV2 request: S3's maximum. */
-const LIST_BATCH = 1000;
+/** S3's largest single PutObject (5 GiB): a conditional put up to this size is one request. */
+const MAX_PUT_OBJECT_BYTES = 5 * 1024 ** 3;
 
 /**
  * A store in an S3 bucket (AWS S3, MinIO, R2, Ceph…), optionally under a key prefix that acts as
@@ -50,8 +50,8 @@ const LIST_BATCH = 1000;
  * `deleteMany` is DeleteObjects in batches of 1000. Metadata is S3 user metadata, non-ASCII
  * values encoded as RFC 2047 words. Versions are declared when the bucket has versioning enabled.
  *
- * Build one with {@link openS3Store} / `openStore("s3://…")`, or {@link S3Store.open} with an
- * S3Client of your own.
+ * Build one with {@link S3Store.open} (with an S3Client of your own, or options to make one) or
+ * `openStore("s3://…")`.
  */
 export class S3Store extends BaseStore {
   readonly capabilities: Readonly<Capabilities>;
@@ -63,21 +63,22 @@ export class S3Store extends BaseStore {
   readonly #ownsClient: boolean;
   readonly #config: ResolvedS3Config;
   readonly #prefixBytes: number;
-  /** Object and listing requests without the SDK's middleware (s3/direct.ts), for clients the store made. */
-  readonly #direct: DirectRequests | undefined;
+  readonly #listing: BucketListing;
+  /** Which write conditions the server honours (asked at open). */
+  readonly #conditions: ConditionSupport;
+  /** The conditions only a write can reveal, asked by the first write that needs one. */
+  #writeConditions: Promise<WriteConditionSupport> | undefined;
 
-  /**
-   * Use {@link S3Store.open}, which also finds out whether the bucket keeps versions.
-   * `ownsClient`: close() destroys the client (true only for clients the store created).
-   */
-  constructor(config: ResolvedS3Config, state: { client: S3Client; ownsClient: boolean; versions: boolean; direct?: DirectRequests }) {
+  /** `ownsClient`: close() destroys the client (true only for clients the store created). */
+  private constructor(config: ResolvedS3Config, state: { client: S3Client; ownsClient: boolean; versions: boolean; conditions: ConditionSupport }) {
     super();
     const { client, ownsClient, versions } = state;
-    this.#direct = state.direct;
+    this.#conditions = state.conditions;
     this.#config = config;
     this.bucket = config.bucket;
     this.prefix = config.prefix;
     this.#prefixBytes = Buffer.byteLength(config.prefix, "utf8");
+    this.#listing = new BucketListing(state.client, config.bucket, config.prefix);
     this.#ownsClient = ownsClient;
     this.#client = client;
     this.capabilities = Object.freeze({
@@ -88,6 +89,8 @@ export class S3Store extends BaseStore {
       paginatedList: true,
       batch: true,
       watch: false,
+      conditionalWrites: state.conditions.putIfMatch,
+      rangeReads: true,
       maxValueBytes: MAX_OBJECT_BYTES,
       // S3's 1024 bytes hold the prefix too.
       ...(this.#prefixBytes > 0 && { maxKeyBytes: MAX_KEY_BYTES - this.#prefixBytes }),
@@ -95,47 +98,89 @@ export class S3Store extends BaseStore {
   }
 
   /**
-   * Opens a store on `options.bucket`. With `versioning: "auto"` (the default) this asks the
-   * bucket (GetBucketVersioning), which also fails early, with kind `fatal`, when the bucket
-   * is missing or the credentials are refused.
+   * Opens a store on `options.bucket` after checking the options. It asks the bucket what it
+   * needs to know (with the defaults: GetBucketVersioning, and the conditional-write probe of
+   * docs/s3.md), which also fails early when the bucket is missing (`not_found`; the store never
+   * creates buckets) or the credentials are refused (`fatal`). With `versioning` and
+   * `conditionalWrites` both given, it sends HeadBucket instead. With `create: false` nothing is
+   * written, not even the probe's object: `conditionalWrites` is then false unless given.
    */
   static async open(options: S3StoreOptions): Promise<S3Store> {
     const config = resolveS3Config(options);
     const client = options.client ?? new S3Client(config.clientConfig);
-    // Attached before the client's first request: it learns the endpoint from the first object
-    // or listing request. Over the store's own connections unless the caller configured the
-    // client's request handler.
-    const direct = !options.client && config.directRequests ? new DirectRequests(client, config.bucket, { ownConnections: config.clientConfig.requestHandler === undefined }) : undefined;
     try {
-      const versions = config.versioning === "auto" ? await bucketVersioning(client, config.bucket) : config.versioning;
-      return new S3Store(config, { client, ownsClient: options.client === undefined, versions, direct });
+      const probe = config.conditionalWrites === "auto" && options.create !== false;
+      const given = config.conditionalWrites === true;
+      const [versions, conditions] = await Promise.all([
+        config.versioning === "auto" ? bucketVersioning(client, config.bucket) : config.versioning,
+        probe ? probeConditions(client, config.bucket, probePrefix(config.prefix)) : { putIfMatch: given, deleteIfMatch: given },
+        config.versioning !== "auto" && !probe && assertBucket(client, config.bucket),
+      ]);
+      return new S3Store(config, { client, ownsClient: options.client === undefined, versions, conditions });
     } catch (err) {
-      await direct?.close();
       if (!options.client) client.destroy();
       throw classifyS3Error(err, { op: "open", key: undefined, bucket: config.bucket });
     }
   }
 
   protected override classifyError(err: unknown, op: StorageOp, key: string | undefined): StorageError {
-    return classifyS3Error(err, { op, key, bucket: this.bucket });
+    return classifyS3Error(err, { op, key, bucket: this.bucket, kms: this.#config.sse.ServerSideEncryption === "aws:kms" });
   }
 
   protected async _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
     const params = this.#putParams(key, options.metadata, "put");
-    if (data.byteLength <= this.#config.partSize) {
-      const viaSdk = () => this.#client.send(new PutObjectCommand({ ...params, Body: data, ContentLength: data.byteLength }), sendOptions(options.signal));
-      await (this.#direct ? this.#direct.put(params.Key as string, data, params.Metadata ?? {}, options.signal, viaSdk) : viaSdk());
+    const condition = await this.#condition(options, "put", key);
+    // A conditional put stays one request as long as S3 takes it in one: the condition then
+    // needs no multipart support from the server.
+    const single = condition ? MAX_PUT_OBJECT_BYTES : this.#config.partSize;
+    if (data.byteLength <= single) {
+      const put = this.#client.send(new PutObjectCommand({ ...params, ...condition, Body: data, ContentLength: data.byteLength }), sendOptions(options.signal));
+      await this.#conditional(put, condition, "put", key);
       return;
     }
-    await uploadBuffer(data, this.#multipart(params, options.signal));
+    await this.#conditional(uploadBuffer(data, this.#multipart(params, options, "put", key, condition)), condition, "put", key);
   }
 
   protected override async _putStream(key: string, source: AsyncIterable<Uint8Array>, options: CleanPutOptions): Promise<void> {
-    await uploadStream(source, this.#multipart(this.#putParams(key, options.metadata, "putStream"), options.signal));
+    const condition = await this.#condition(options, "putStream", key);
+    const params = this.#putParams(key, options.metadata, "putStream");
+    await this.#conditional(uploadStream(source, this.#multipart(params, options, "putStream", key, condition)), condition, "putStream", key);
   }
 
-  #multipart(params: PutObjectCommandInput, signal: AbortSignal | undefined): MultipartOptions {
-    return { client: this.#client, params, partSize: this.#config.partSize, queueSize: this.#config.queueSize, signal };
+  #multipart(params: PutObjectCommandInput, options: CleanPutOptions, op: StorageOp, key: string, condition: SdkCondition | undefined): MultipartOptions {
+    const checkCondition = async () => {
+      const support = await this.#probeWriteConditions();
+      const honoured = condition?.IfMatch !== undefined ? support.completeIfMatch : support.completeIfNoneMatch;
+      if (!honoured) throw unsupportedCondition(op, key, "on CompleteMultipartUpload (a value above partSize); write it with put, which sends one PutObject up to 5 GiB");
+    };
+    return { client: this.#client, params, condition, checkCondition, partSize: this.#config.partSize, queueSize: this.#config.queueSize, signal: options.signal };
+  }
+
+  /** The condition as SDK fields, after making sure this server honours it on PutObject. */
+  async #condition(options: WriteConditions, op: StorageOp, key: string): Promise<SdkCondition | undefined> {
+    if (options.ifMatch !== undefined) return { IfMatch: options.ifMatch };
+    if (options.ifNoneMatch === undefined) return undefined;
+    if (!(await this.#probeWriteConditions()).putIfNoneMatch) throw unsupportedCondition(op, key, "If-None-Match on PutObject");
+    return { IfNoneMatch: options.ifNoneMatch };
+  }
+
+  /** A conditional write whose key is missing: S3 answers `If-Match` with 404 NoSuchKey, a failed condition. */
+  async #conditional<T>(write: Promise<T>, condition: SdkCondition | undefined, op: StorageOp, key: string): Promise<T> {
+    if (condition?.IfMatch === undefined) return write;
+    try {
+      return await write;
+    } catch (err) {
+      if (isMissingKey(err)) throw new StorageError("conflict", "the key does not exist, so its etag cannot match (ifMatch); nothing was changed", { op, key, cause: err });
+      throw err;
+    }
+  }
+
+  #probeWriteConditions(): Promise<WriteConditionSupport> {
+    this.#writeConditions ??= probeWriteConditions(this.#client, this.bucket, probePrefix(this.prefix)).catch((err: unknown) => {
+      this.#writeConditions = undefined;
+      throw err;
+    });
+    return this.#writeConditions;
   }
 
   #putParams(key: string, metadata: Metadata | undefined, op: StorageOp): PutObjectCommandInput {
@@ -143,32 +188,54 @@ export class S3Store extends BaseStore {
     if (bytes > S3_METADATA_LIMIT) {
       throw new StorageError("invalid", `metadata is ${bytes} bytes as S3 headers (non-ASCII values are base64-encoded), S3 keeps at most ${S3_METADATA_LIMIT}`, { op, key });
     }
-    return { Bucket: this.bucket, Key: this.#objectKey(key, op), Metadata: headers };
+    return { Bucket: this.bucket, Key: this.#objectKey(key, op), Metadata: headers, ...this.#config.sse };
   }
 
   protected async _get(key: string, options: GetOptions): Promise<Uint8Array> {
-    const viaSdk = async () => (await this.#getBody(key, options, "get")).transformToByteArray();
-    if (!this.#direct || options.version !== undefined) return viaSdk();
-    const data = await this.#direct.get(this.#objectKey(key, "get"), options.signal, viaSdk);
-    if (data === NO_SUCH_KEY) throw new StorageError("not_found", "no value at this key", { op: "get", key });
-    return data;
+    const { range } = options;
+    const got = await this.#getBody(key, options, "get");
+    if (got === undefined) return new Uint8Array(0);
+    const data = await got.body.transformToByteArray();
+    return range ? cutBuffer(data, got.start, range) : data;
   }
 
   protected override async _getStream(key: string, options: GetOptions): Promise<AsyncIterable<Uint8Array>> {
-    const body = await this.#getBody(key, options, "getStream");
-    return body as unknown as Readable;
+    const { range } = options;
+    const got = await this.#getBody(key, options, "getStream");
+    if (got === undefined) return (async function* () {})();
+    const body = got.body as unknown as Readable;
+    return range ? cutStream(body, got.start, range) : body;
   }
 
+  /**
+   * GetObject, of a range when asked: the body and the byte of the object it starts at, or
+   * undefined when the range holds no bytes (an offset at the very end, a length of 0).
+   */
   async #getBody(key: string, options: GetOptions, op: StorageOp) {
+    const { range, version } = options;
     try {
+      // HTTP cannot ask for 0 bytes: the size decides whether the offset is valid.
+      if (range?.length === 0) return this.#emptyRange(key, range, version, op, options.signal);
       const out = await this.#client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, op), VersionId: options.version }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, op), VersionId: version, Range: range && rangeHeader(range) }),
         sendOptions(options.signal),
       );
       if (!out.Body) throw new StorageError("fatal", "the S3 server returned no body", { op, key });
-      return out.Body;
+      return { body: out.Body, start: range ? bodyStart(out.ContentRange) : 0 };
     } catch (err) {
-      throw this.#versionNotFound(err, key, options.version, op);
+      // 416: the range starts at or past the end. At the end is an empty range, past it `invalid`.
+      if (range && (err as { name?: string }).name === "InvalidRange") return this.#emptyRange(key, range, version, op, options.signal);
+      throw this.#versionNotFound(err, key, version, op);
+    }
+  }
+
+  async #emptyRange(key: string, range: ByteRange, version: string | undefined, op: StorageOp, signal: AbortSignal | undefined): Promise<undefined> {
+    try {
+      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, op), VersionId: version }), sendOptions(signal));
+      resolveRange(range, head.ContentLength ?? 0, op, key);
+      return undefined;
+    } catch (err) {
+      throw this.#versionNotFound(err, key, version, op);
     }
   }
 
@@ -190,18 +257,20 @@ export class S3Store extends BaseStore {
       size: out.ContentLength ?? 0,
       modified: out.LastModified ?? new Date(0),
       metadata: decodeMetadata(out.Metadata),
+      etag: out.ETag ?? "",
     };
     if (this.capabilities.versions && out.VersionId) info.version = out.VersionId;
     return info;
   }
 
-  protected async _delete(key: string, options: OperationOptions): Promise<void> {
-    const objectKey = this.#objectKey(key, "delete");
-    const viaSdk = () => this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }), sendOptions(options.signal));
-    await (this.#direct ? this.#direct.delete(objectKey, options.signal, viaSdk) : viaSdk());
+  protected async _delete(key: string, options: CleanDeleteOptions): Promise<void> {
+    const { ifMatch } = options;
+    if (ifMatch !== undefined && !this.#conditions.deleteIfMatch) throw unsupportedCondition("delete", key, "If-Match on DeleteObject");
+    const condition = ifMatch === undefined ? undefined : { IfMatch: ifMatch };
+    await this.#conditional(this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key, "delete"), ...condition }), sendOptions(options.signal)), condition, "delete", key);
   }
 
-  protected override async _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
+  protected override async _deleteMany(keys: string[], options: CleanWriteOptions): Promise<void> {
     const objectKeys = [...new Set(keys)].map((key) => this.#objectKey(key, "deleteMany"));
     // DeleteObjects is an XML body, and XML 1.0 cannot carry U+FFFE/U+FFFF: such keys go one by one.
     const inXml = objectKeys.filter((key) => !NOT_XML.test(key));
@@ -232,102 +301,27 @@ export class S3Store extends BaseStore {
     });
   }
 
-  protected override async _putMany(entries: BatchEntry[], options: OperationOptions): Promise<void> {
-    await mapLimit(entries, this.#config.concurrency, (entry) => this._put(entry.key, entry.data, { signal: options.signal, metadata: entry.metadata }));
+  protected override async _putMany(entries: CleanBatchEntry[], options: CleanWriteOptions): Promise<void> {
+    await mapLimit(entries, this.#config.concurrency, ({ key, data, ...rest }) => this._put(key, data, { ...options, ...rest }));
   }
 
   protected async _list(prefix: string, options: OperationOptions): Promise<string[]> {
-    const keys: string[] = [];
-    if (this.#prefixBytes + Buffer.byteLength(prefix, "utf8") > MAX_KEY_BYTES) return keys;
-    let token: string | undefined;
-    do {
-      const out = await this.#listObjects({ Prefix: this.prefix + prefix, ContinuationToken: token, MaxKeys: LIST_BATCH }, options.signal);
-      keys.push(...this.#keysOf(out));
-      token = out.truncated ? out.nextContinuationToken : undefined;
-    } while (token);
-    return keys;
+    return this.#listing.list(prefix, options.signal);
   }
 
   protected override async _listPage(prefix: string, options: CleanListPageOptions): Promise<ListPage> {
-    const keys: string[] = [];
-    if (this.#prefixBytes + Buffer.byteLength(prefix, "utf8") > MAX_KEY_BYTES) return { keys };
-    // `after` is a key, so StartAfter resumes exactly there (no continuation token to keep).
-    const startAfter = options.after !== undefined && options.after > "" ? this.prefix + options.after : undefined;
-    let token: string | undefined;
-    let truncated = false;
-    do {
-      const want = options.limit - keys.length;
-      const out = await this.#listObjects(
-        { Prefix: this.prefix + prefix, MaxKeys: Math.min(want, LIST_BATCH), ...(token ? { ContinuationToken: token } : { StartAfter: startAfter }) },
-        options.signal,
-      );
-      keys.push(...this.#keysOf(out));
-      truncated = out.truncated;
-      token = truncated ? out.nextContinuationToken : undefined;
-    } while (token && keys.length < options.limit);
-    return truncated && keys.length > 0 ? { keys, next: keys[keys.length - 1] } : { keys };
+    return this.#listing.page(prefix, options);
   }
 
-  async #listObjects(params: { Prefix: string; MaxKeys: number; ContinuationToken?: string; StartAfter?: string }, signal: AbortSignal | undefined): Promise<ListedPage> {
-    const viaSdk = async (): Promise<ListedPage> => {
-      // EncodingType=url: XML 1.0 cannot carry every character a key may hold (U+FFFE, U+FFFF).
-      const out = await this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, EncodingType: "url", ...params }), sendOptions(signal));
-      return {
-        keys: (out.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [object.Key])),
-        truncated: out.IsTruncated === true,
-        nextContinuationToken: out.NextContinuationToken,
-        encodingType: out.EncodingType,
-      };
-    };
-    if (!this.#direct) return viaSdk();
-    const direct = { prefix: params.Prefix, maxKeys: params.MaxKeys, continuationToken: params.ContinuationToken, startAfter: params.StartAfter };
-    return this.#direct.list(direct, signal, viaSdk);
-  }
-
-  /** The store's keys in one listing page (decoded when the server url-encoded them). */
-  #keysOf(page: ListedPage): string[] {
-    const encoded = page.encodingType === "url";
-    const keys: string[] = [];
-    for (const listed of page.keys) {
-      const key = encoded ? decodeListedKey(listed) : listed;
-      if (key.startsWith(this.prefix)) keys.push(key.slice(this.prefix.length));
-    }
-    return keys;
+  protected override async _listFolder(prefix: string, options: CleanFolderOptions): Promise<ListPage> {
+    return this.#listing.folder(prefix, options);
   }
 
   protected override async _versions(key: string, options: OperationOptions): Promise<VersionInfo[]> {
-    const objectKey = this.#objectKey(key, "versions");
-    const newestFirst: (VersionInfo & { latest: boolean })[] = [];
-    let keyMarker: string | undefined;
-    let versionMarker: string | undefined;
-    for (;;) {
-      const out = await this.#client.send(
-        new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: objectKey, EncodingType: "url", KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
-        sendOptions(options.signal),
-      );
-      const keyOf = (listed: string | undefined) => (listed !== undefined && out.EncodingType === "url" ? decodeListedKey(listed) : listed);
-      // The response lists versions and delete markers of a key newest first; the SDK splits them
-      // into two lists, so they are merged again by time (IsLatest breaks a tie at the top).
-      for (const v of out.Versions ?? []) {
-        if (keyOf(v.Key) !== objectKey || !v.VersionId) continue;
-        newestFirst.push({ version: v.VersionId, size: v.Size ?? 0, modified: v.LastModified ?? new Date(0), deleted: false, latest: v.IsLatest === true });
-      }
-      for (const m of out.DeleteMarkers ?? []) {
-        if (keyOf(m.Key) !== objectKey || !m.VersionId) continue;
-        newestFirst.push({ version: m.VersionId, size: 0, modified: m.LastModified ?? new Date(0), deleted: true, latest: m.IsLatest === true });
-      }
-      const nextKey = keyOf(out.NextKeyMarker);
-      // Versions of one key are contiguous: once the listing moves past it, stop.
-      if (!out.IsTruncated || nextKey === undefined || nextKey !== objectKey) break;
-      keyMarker = nextKey;
-      versionMarker = out.NextVersionIdMarker;
-    }
-    newestFirst.sort((a, b) => b.modified.getTime() - a.modified.getTime() || Number(b.latest) - Number(a.latest));
-    return newestFirst.reverse().map(({ version, size, modified, deleted }) => ({ version, size, modified, deleted }));
+    return this.#listing.versions(this.#objectKey(key, "versions"), options.signal);
   }
 
   protected async _close(): Promise<void> {
-    await this.#direct?.close();
     if (this.#ownsClient) this.#client.destroy();
   }
 
@@ -342,27 +336,28 @@ export class S3Store extends BaseStore {
   }
 }
 
-/**
- * Whether the bucket has versioning enabled. Servers without the API (s3rver) have none; a
- * policy without s3:GetBucketVersioning reads as "not enabled" (set `versioning: true` then).
- */
-async function bucketVersioning(client: S3Client, bucket: string): Promise<boolean> {
-  try {
-    const out = await client.send(new GetBucketVersioningCommand({ Bucket: bucket }));
-    return out.Status === "Enabled";
-  } catch (err) {
-    const name = (err as { name?: string }).name;
-    if (name === "NotImplemented" || name === "MethodNotAllowed" || name === "AccessDenied" || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 501) return false;
-    throw err;
-  }
+/** A write condition as the SDK's fields. */
+interface SdkCondition {
+  IfMatch?: string;
+  IfNoneMatch?: string;
 }
 
-/** A key from a listing with EncodingType=url: form encoding, so `+` is a space. */
-function decodeListedKey(key: string): string {
-  return decodeURIComponent(key.replace(/\+/g, " "));
+/** Where the probe objects of a store go (see s3/bucket.ts): inside its prefix, where it may write. */
+function probePrefix(prefix: string): string {
+  return `${prefix}.stowage-probe/`;
 }
 
-/** `s3://[ACCESS_KEY:SECRET@]BUCKET[/PREFIX]?endpoint=…&region=…&forcePathStyle=true`. */
-export async function openS3Store(target: StoreUrl, options: OpenStoreOptions): Promise<S3Store> {
-  return S3Store.open({ ...options.s3, ...optionsFromUrl(target) });
+function unsupportedCondition(op: StorageOp, key: string, what: string): StorageError {
+  return new StorageError("unsupported", `this S3 server ignores ${what}, so the condition cannot be enforced: it is refused rather than lose a write`, { op, key });
+}
+
+/** A 404 for a key (NoSuchKey, or a HEAD's bare 404), not for the bucket. */
+function isMissingKey(err: unknown): boolean {
+  const { name, $metadata } = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return name === "NoSuchKey" || (name !== "NoSuchBucket" && $metadata?.httpStatusCode === 404);
+}
+
+/** `s3://[ACCESS_KEY:SECRET@]BUCKET[/PREFIX]?endpoint=…&region=…&forcePathStyle=true`: {@link S3Store.open} with the URL's options. */
+export async function openS3Store(target: StoreUrl, options: S3StoreOptions = {}): Promise<S3Store> {
+  return S3Store.open({ ...options, ...optionsFromUrl(target) });
 }

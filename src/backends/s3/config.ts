@@ -2,10 +2,12 @@
  * `s3://` URLs and {@link S3StoreOptions} turned into what the store needs: bucket, key prefix,
  * an S3Client configuration and the tuning numbers.
  */
-import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
+import type { S3Client, S3ClientConfig, ServerSideEncryption } from "@aws-sdk/client-s3";
 import { StorageError } from "../../errors.js";
 import { keyProblem } from "../../keys.js";
-import type { StoreUrl } from "../../open.js";
+import type { StoreUrl } from "../../types.js";
+import { readUrlParams } from "../../internal/url-params.js";
+import { NoThrottlingRetries, SDK_MAX_ATTEMPTS } from "./retry.js";
 
 const MiB = 1024 * 1024;
 /** S3's smallest part (all but the last). */
@@ -22,11 +24,17 @@ export const MAX_PART_SIZE = 5 * 1024 * MiB;
  * const store = await openStore("s3://events/tenant-a?endpoint=http://127.0.0.1:9000&forcePathStyle=true");
  * @example
  * // An S3Client you own (it is not destroyed by close())
- * const store = new S3Store({ client, bucket: "events", prefix: "tenant-a" });
+ * const store = await S3Store.open({ client, bucket: "events", prefix: "tenant-a" });
  */
 export interface S3StoreOptions {
   /** A client to use instead of creating one; the caller owns it (close() leaves it alone). */
   client?: S3Client;
+  /**
+   * `false`: open writes nothing (the store never creates buckets; with `false` it also skips
+   * the conditional-write probe, so `conditionalWrites` is false unless given as true). A
+   * missing bucket rejects with kind `not_found` either way.
+   */
+  create?: boolean;
   /** The bucket (the URL's host). */
   bucket?: string;
   /**
@@ -67,18 +75,30 @@ export interface S3StoreOptions {
    */
   versioning?: boolean | "auto";
   /**
-   * Send single-object GetObject, PutObject and DeleteObject requests and ListObjectsV2 pages
-   * without the SDK's per-command middleware and XML deserializer (default true; see
-   * docs/s3.md): a 1 KiB get costs about 3× less client CPU, a 1000-key page 3–5× less. They
-   * use the client's endpoint, credentials and signer, and go over the `requestHandler` of
-   * `clientConfig` when there is one, else over a connection pool of the store's own. Any
-   * answer other than success (or a missing key) is re-sent through the SDK. Only for clients
-   * the store creates with `checksums: "WHEN_REQUIRED"`: a client you pass keeps every request
-   * on its own middleware stack.
+   * Whether the server honours `If-Match` / `If-None-Match` on writes: `"auto"` (default) finds
+   * out at open with one PutObject whose condition cannot hold (a server that honours it refuses
+   * it and writes nothing; one that ignores it writes a 0-byte probe object, deleted at once);
+   * `true`/`false` skip that request. Sets `capabilities.conditionalWrites`.
    */
-  directRequests?: boolean;
-  /** Any other S3Client settings (retries, request handler…); the options above win. */
+  conditionalWrites?: boolean | "auto";
+  /**
+   * Server-side encryption for every object the store writes: `"AES256"` (SSE-S3),
+   * `"aws:kms"` (SSE-KMS with the bucket's or AWS's default key) or `{ kmsKeyId }` (SSE-KMS
+   * with that key). Default: none requested (the bucket's default encryption applies).
+   */
+  sse?: "AES256" | "aws:kms" | { kmsKeyId: string };
+  /**
+   * Any other S3Client settings (request handler, `maxAttempts`…); the options above win.
+   * `maxAttempts` (default 3) is per HTTP request and does not apply to throttling, which the
+   * store reports at once (see docs/s3.md, "Retries"); a `retryStrategy` of yours replaces that.
+   */
   clientConfig?: S3ClientConfig;
+}
+
+/** The encryption fields of PutObject and CreateMultipartUpload. */
+export interface SseParams {
+  ServerSideEncryption?: ServerSideEncryption;
+  SSEKMSKeyId?: string;
 }
 
 export interface ResolvedS3Config {
@@ -90,8 +110,8 @@ export interface ResolvedS3Config {
   queueSize: number;
   concurrency: number;
   versioning: boolean | "auto";
-  /** Whether a client the store creates sends direct object requests. */
-  directRequests: boolean;
+  conditionalWrites: boolean | "auto";
+  sse: SseParams;
 }
 
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$|^[a-zA-Z0-9._-]{1,255}$/;
@@ -113,13 +133,23 @@ export function resolveS3Config(options: S3StoreOptions): ResolvedS3Config {
   const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (options.endpoint ? "us-east-1" : undefined);
   // The SDK's client constructor throws a bare "Region is missing" on "": name the option instead.
   if (region === "") throw fail("s3: region must not be empty (e.g. region=us-east-1), or leave it out");
+  // The SDK puts the region in host names and refuses anything else at the first request.
+  if (region !== undefined && !/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(region)) {
+    throw fail(`s3: region must be a name such as us-east-1 (letters, digits and dashes), got ${JSON.stringify(region)}`);
+  }
   if (options.endpoint !== undefined && !/^https?:\/\/[^/]/i.test(options.endpoint)) {
     throw fail(`s3: endpoint must be an http:// or https:// URL, got ${JSON.stringify(options.endpoint)}`);
   }
+  const maxAttempts = options.clientConfig?.maxAttempts ?? SDK_MAX_ATTEMPTS;
+  if (typeof maxAttempts !== "number" || !Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw fail(`s3: clientConfig.maxAttempts must be a positive integer, got ${String(maxAttempts)}`);
+  }
   const clientConfig: S3ClientConfig = {
-    // The SDK otherwise rebuilds each command's middleware chain on every send: ~20% of its CPU
-    // per small request here. The store adds no middleware after the first request.
+    // The SDK otherwise rebuilds each command's middleware chain on every send, a good part of
+    // its CPU per small request. The store adds no middleware of its own.
     cacheMiddleware: true,
+    maxAttempts,
+    retryStrategy: new NoThrottlingRetries(maxAttempts),
     ...options.clientConfig,
     requestChecksumCalculation: checksums,
     responseChecksumValidation: checksums,
@@ -129,14 +159,27 @@ export function resolveS3Config(options: S3StoreOptions): ResolvedS3Config {
     ...(options.credentials !== undefined && { credentials: options.credentials }),
     ...(options.profile !== undefined && { profile: options.profile }),
   };
-  // With WHEN_SUPPORTED the SDK adds and checks checksums, which direct requests do not.
-  const directRequests = (options.directRequests ?? true) && checksums === "WHEN_REQUIRED";
-  return { bucket, prefix, clientConfig, partSize, queueSize, concurrency, versioning: options.versioning ?? "auto", directRequests };
+  const versioning = options.versioning ?? "auto";
+  if (versioning !== "auto" && typeof versioning !== "boolean") throw fail(`s3: versioning must be auto, true or false, got ${String(versioning)}`);
+  const conditionalWrites = options.conditionalWrites ?? "auto";
+  if (conditionalWrites !== "auto" && typeof conditionalWrites !== "boolean") {
+    throw fail(`s3: conditionalWrites must be auto, true or false, got ${String(conditionalWrites)}`);
+  }
+  return { bucket, prefix, clientConfig, partSize, queueSize, concurrency, versioning, conditionalWrites, sse: sseParams(options.sse) };
 
   function positiveInteger(value: number, name: string): number {
     if (!Number.isInteger(value) || value < 1) throw fail(`s3: ${name} must be a positive integer, got ${String(value)}`);
     return value;
   }
+}
+
+function sseParams(sse: S3StoreOptions["sse"]): SseParams {
+  if (sse === undefined) return {};
+  if (sse === "AES256" || sse === "aws:kms") return { ServerSideEncryption: sse };
+  if (sse !== null && typeof sse === "object" && typeof sse.kmsKeyId === "string" && sse.kmsKeyId !== "") {
+    return { ServerSideEncryption: "aws:kms", SSEKMSKeyId: sse.kmsKeyId };
+  }
+  throw new StorageError("invalid", `s3: sse must be "AES256", "aws:kms" or { kmsKeyId: "…" }, got ${JSON.stringify(sse)}`, { op: "open" });
 }
 
 function normalizePrefix(prefix: string): string {
@@ -148,13 +191,26 @@ function normalizePrefix(prefix: string): string {
   return withSlash;
 }
 
-const BOOLEAN: Record<string, boolean> = { true: true, "1": true, yes: true, false: false, "0": false, no: false };
-const KNOWN_PARAMS = new Set(["endpoint", "region", "forcePathStyle", "profile", "checksums", "partSize", "queueSize", "concurrency", "versioning", "directRequests"]);
+/** The URL's query parameters and their types. */
+const URL_PARAMS = {
+  endpoint: "string",
+  region: "string",
+  forcePathStyle: "boolean",
+  profile: "string",
+  checksums: "string",
+  partSize: "size",
+  queueSize: "integer",
+  concurrency: "integer",
+  versioning: "string",
+  conditionalWrites: "string",
+  sse: ["AES256", "aws:kms"],
+  sseKmsKeyId: "string",
+} as const;
 
 /**
  * Options from `s3://[ACCESS_KEY:SECRET@]BUCKET[/PREFIX]?endpoint=…&region=…&forcePathStyle=true`
  * (also `profile`, `checksums`, `partSize`, `queueSize`, `concurrency`, `versioning=auto|true|false`,
- * `directRequests=true|false`).
+ * `conditionalWrites=auto|true|false`, `sse=AES256|aws:kms`, `sseKmsKeyId`).
  */
 export function optionsFromUrl(target: StoreUrl): S3StoreOptions {
   const { url } = target;
@@ -169,39 +225,25 @@ export function optionsFromUrl(target: StoreUrl): S3StoreOptions {
     if (!url.username || !url.password) throw fail("s3: credentials in the URL need both ACCESS_KEY:SECRET");
     options.credentials = { accessKeyId: decodeURIComponent(url.username), secretAccessKey: decodeURIComponent(url.password) };
   }
-  for (const [name, value] of url.searchParams) {
-    if (!KNOWN_PARAMS.has(name)) throw fail(`s3: unknown parameter "${name}" (known: ${[...KNOWN_PARAMS].join(", ")})`);
-    switch (name) {
-      case "forcePathStyle":
-      case "directRequests":
-        options[name] = parseBoolean(value, name);
-        break;
-      case "versioning":
-        options.versioning = value === "auto" ? "auto" : parseBoolean(value, name);
-        break;
-      case "partSize":
-      case "queueSize":
-      case "concurrency":
-        if (!/^\d+$/.test(value)) throw fail(`s3: ${name} must be a positive integer, got ${JSON.stringify(value)}`);
-        options[name] = Number(value);
-        break;
-      case "checksums":
-        options.checksums = value.toUpperCase() as S3StoreOptions["checksums"];
-        break;
-      case "endpoint":
-      case "region":
-      case "profile":
-        options[name] = value;
-        break;
-    }
+  const { versioning, conditionalWrites, sse, sseKmsKeyId, checksums, ...rest } = readUrlParams(target, "s3", URL_PARAMS);
+  Object.assign(options, rest);
+  if (checksums !== undefined) options.checksums = checksums.toUpperCase() as S3StoreOptions["checksums"];
+  if (versioning !== undefined) options.versioning = autoOrBoolean("versioning", versioning);
+  if (conditionalWrites !== undefined) options.conditionalWrites = autoOrBoolean("conditionalWrites", conditionalWrites);
+  if (sseKmsKeyId !== undefined) {
+    if (sse !== "aws:kms") throw fail("s3: sseKmsKeyId needs sse=aws:kms");
+    options.sse = { kmsKeyId: sseKmsKeyId };
+  } else if (sse !== undefined) {
+    options.sse = sse;
   }
   return options;
+}
 
-  function parseBoolean(value: string, name: string): boolean {
-    const parsed = BOOLEAN[value.toLowerCase()];
-    if (parsed === undefined) throw fail(`s3: ${name} must be true or false, got ${JSON.stringify(value)}`);
-    return parsed;
-  }
+/** `auto`, or a boolean in the URL helper's vocabulary. */
+function autoOrBoolean(name: string, value: string): boolean | "auto" {
+  if (value.toLowerCase() === "auto") return "auto";
+  const parsed = readUrlParams(new URLSearchParams([[name, value]]), "s3", { [name]: "boolean" })[name];
+  return parsed === true;
 }
 
 /**
