@@ -1,9 +1,10 @@
 import { StorageError } from "../errors.js";
-import { compareKeys } from "../keys.js";
-import type { OpenStoreOptions, StoreUrl } from "../open.js";
-import { BaseStore, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
+import { compareKeys, prefixUpperBound } from "../keys.js";
+import { BaseStore, folderEntry, resolveRange, type CleanDeleteOptions, type CleanFolderOptions, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
 import { Channel } from "../internal/channel.js";
-import type { Capabilities, ChangeEvent, GetOptions, ListPage, Metadata, ObjectInfo, VersionInfo } from "../types.js";
+import { notFound } from "../internal/not-found.js";
+import { readUrlParams } from "../internal/url-params.js";
+import type { Capabilities, ChangeEvent, GetOptions, ListPage, Metadata, ObjectInfo, StoreUrl, VersionInfo, WriteConditions } from "../types.js";
 
 export interface MemoryStoreOptions {
   /**
@@ -11,13 +12,6 @@ export interface MemoryStoreOptions {
    * declares `versions`, a delete leaves a marker, and the oldest versions beyond this are dropped.
    */
   history?: number;
-}
-
-declare module "../open.js" {
-  interface BackendOptions {
-    /** Options for `memory:` URLs (the URL's `?history=N` wins). */
-    memory?: MemoryStoreOptions;
-  }
 }
 
 interface Version {
@@ -30,7 +24,8 @@ interface Version {
 /**
  * Keys in a sorted array beside a map, so a prefix listing is a binary search plus the matches.
  * Values are copied in and out: a caller mutating its buffer never changes what is stored.
- * For tests and embedding; everything is lost with the process.
+ * Every put draws a new version, which is also the value's etag. For tests and embedding;
+ * everything is lost with the process.
  */
 export class MemoryStore extends BaseStore {
   readonly capabilities: Readonly<Capabilities>;
@@ -39,6 +34,11 @@ export class MemoryStore extends BaseStore {
   readonly #sorted: string[] = []; // live keys (latest version not deleted), in compareKeys order
   readonly #watchers = new Set<{ prefix: string; channel: Channel<ChangeEvent> }>();
   #nextVersion = 1;
+
+  /** The same as `new MemoryStore(options)`, for symmetry with the other backends. */
+  static async open(options: MemoryStoreOptions = {}): Promise<MemoryStore> {
+    return new MemoryStore(options);
+  }
 
   constructor(options: MemoryStoreOptions = {}) {
     super();
@@ -55,11 +55,14 @@ export class MemoryStore extends BaseStore {
       paginatedList: true,
       batch: false,
       watch: true,
+      conditionalWrites: true,
+      rangeReads: true,
       maxValueBytes: Infinity,
     });
   }
 
   protected async _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
+    this.#check(key, options, "put");
     const version = this.#append(key, Uint8Array.prototype.slice.call(data), options.metadata ?? {});
     this.#insertSorted(key);
     this.#emit({ key, op: "put", version, time: new Date() });
@@ -68,7 +71,9 @@ export class MemoryStore extends BaseStore {
   protected async _get(key: string, options: GetOptions): Promise<Uint8Array> {
     const found = this.#find(key, options.version);
     if (!found?.data) throw notFound("get", key, options.version);
-    return found.data.slice();
+    if (options.range === undefined) return found.data.slice();
+    const { start, end } = resolveRange(options.range, found.data.byteLength, "get", key);
+    return found.data.slice(start, end);
   }
 
   protected async _list(prefix: string): Promise<string[]> {
@@ -90,7 +95,28 @@ export class MemoryStore extends BaseStore {
     return more ? { keys, next: keys[keys.length - 1] } : { keys };
   }
 
-  protected async _delete(key: string): Promise<void> {
+  protected override async _listFolder(prefix: string, options: CleanFolderOptions): Promise<ListPage> {
+    let i = this.#lowerBound(prefix);
+    if (options.after !== undefined && compareKeys(options.after, prefix) >= 0) i = this.#after(prefix, options.after);
+    const keys: string[] = [];
+    const prefixes: string[] = [];
+    let last: string | undefined;
+    for (; i < this.#sorted.length && this.#sorted[i]!.startsWith(prefix); ) {
+      if (keys.length + prefixes.length === options.limit) return { keys, prefixes, next: last };
+      const entry = folderEntry(prefix, this.#sorted[i]!);
+      if (entry.prefix === undefined) {
+        keys.push((last = this.#sorted[i]!));
+        i++;
+      } else {
+        prefixes.push((last = entry.prefix));
+        i = this.#past(entry.prefix);
+      }
+    }
+    return { keys, prefixes };
+  }
+
+  protected async _delete(key: string, options: CleanDeleteOptions): Promise<void> {
+    this.#check(key, options, "delete");
     const latest = this.#entries.get(key)?.at(-1);
     if (!latest?.data) return;
     let version: string | undefined;
@@ -103,7 +129,7 @@ export class MemoryStore extends BaseStore {
   protected override async _stat(key: string): Promise<ObjectInfo> {
     const latest = this.#entries.get(key)?.at(-1);
     if (!latest?.data) throw notFound("stat", key);
-    const info: ObjectInfo = { key, size: latest.data.byteLength, modified: latest.modified, metadata: { ...latest.metadata } };
+    const info: ObjectInfo = { key, size: latest.data.byteLength, modified: latest.modified, metadata: { ...latest.metadata }, etag: latest.version };
     if (this.#history > 1) info.version = latest.version;
     return info;
   }
@@ -129,6 +155,31 @@ export class MemoryStore extends BaseStore {
     this.#watchers.clear();
     this.#entries.clear();
     this.#sorted.length = 0;
+  }
+
+  /** Rejects with `conflict` when a write condition does not hold (a call runs whole, no await). */
+  #check(key: string, conditions: WriteConditions, op: string): void {
+    if (conditions.ifMatch === undefined && conditions.ifNoneMatch === undefined) return;
+    const latest = this.#entries.get(key)?.at(-1);
+    const current = latest?.data ? latest.version : undefined;
+    if (conditions.ifNoneMatch === "*" && current !== undefined) throw new StorageError("conflict", "the key exists (ifNoneMatch)", { op, key });
+    if (conditions.ifMatch !== undefined && current !== conditions.ifMatch) {
+      throw new StorageError("conflict", current === undefined ? "the key does not exist (ifMatch)" : "the key's etag differs (ifMatch): it was written since", { op, key });
+    }
+  }
+
+  /** Index of the first key after `after` in a one-level listing of `prefix`. */
+  #after(prefix: string, after: string): number {
+    const within = folderEntry(prefix, after).prefix;
+    if (after.startsWith(prefix) && within !== undefined) return this.#past(within);
+    const i = this.#lowerBound(after);
+    return this.#sorted[i] === after ? i + 1 : i;
+  }
+
+  /** Index of the first key not starting with `prefix` (past the prefix's keys). */
+  #past(prefix: string): number {
+    const bound = prefixUpperBound(prefix);
+    return bound === undefined ? this.#sorted.length : this.#lowerBound(bound);
   }
 
   #append(key: string, data: Uint8Array | undefined, metadata: Metadata): string {
@@ -176,16 +227,8 @@ export class MemoryStore extends BaseStore {
   }
 }
 
-function notFound(op: string, key: string, version?: string): StorageError {
-  const what = version === undefined ? "no value at this key" : `no version ${version} of this key`;
-  return new StorageError("not_found", what, { op, key });
-}
-
 /** `memory:` or `memory:?history=N`. */
-export async function openMemoryStore(target: StoreUrl, options: OpenStoreOptions): Promise<MemoryStore> {
-  const history = target.url.searchParams.get("history");
-  if (history !== null && !/^\d+$/.test(history)) {
-    throw new StorageError("invalid", `memory: history must be a positive integer, got ${JSON.stringify(history)}`, { op: "open" });
-  }
-  return new MemoryStore({ ...options.memory, ...(history !== null ? { history: Number(history) } : {}) });
+export async function openMemoryStore(target: StoreUrl, options: MemoryStoreOptions = {}): Promise<MemoryStore> {
+  const params = readUrlParams(target, "memory", { history: "integer" });
+  return MemoryStore.open({ ...options, ...params });
 }

@@ -1,13 +1,10 @@
 /** Node filesystem errors -> StorageError kinds, by `err.code` only (messages vary by platform). */
 import { StorageError, type StorageOp } from "../../errors.js";
+import { notFound } from "../../internal/not-found.js";
 import { errno } from "./safe-fs.js";
 
 // Operations where a missing file means a missing key.
 const VALUE_READS: ReadonlySet<string> = new Set(["get", "getStream", "stat", "getMany"]);
-
-export function notFound(op: StorageOp, key: string | undefined): StorageError {
-  return new StorageError("not_found", "no value at this key", { op, key });
-}
 
 /** The StorageError for a filesystem error under the store at `root`, or undefined when `err` has no known code. */
 export function classifyFsError(err: unknown, op: StorageOp, key: string | undefined, root: string): StorageError | undefined {
@@ -15,7 +12,7 @@ export function classifyFsError(err: unknown, op: StorageOp, key: string | undef
   switch (errno(err)) {
     case "ENOENT":
     case "ENOTDIR":
-      if (VALUE_READS.has(op)) return notFound(op, key);
+      if (VALUE_READS.has(op) && key !== undefined) return notFound(op, key);
       return errno(err) === "ENOENT"
         ? fail("transient", "a directory of the store vanished during the operation (a concurrent delete); retry")
         : fail("fatal", "a file stands where a directory of the store should be; remove it (it was not made by stowage)");

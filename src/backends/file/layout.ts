@@ -27,11 +27,14 @@ export function tempName(tag = ""): string {
 /**
  * The name spelling of the store at `root` (a real directory). Creates the marker when missing,
  * with `wanted` or, when not given, `portable` if the filesystem folds case or Unicode
- * normalisation, else `readable`.
+ * normalisation, else `readable`; with `create` false, a missing marker is `not_found`.
  */
-export async function loadLayout(root: string, wanted: NameMode | undefined): Promise<NameMode> {
+export async function loadLayout(root: string, wanted: NameMode | undefined, create = true): Promise<NameMode> {
   const path = join(root, LAYOUT_FILE);
   let layout = await readLayout(path);
+  if (!layout && !create) {
+    throw new StorageError("not_found", `${root} holds no file store (no ${LAYOUT_FILE}); opened with create: false, which creates nothing`, { op: "open" });
+  }
   if (!layout) {
     const names = wanted ?? ((await foldsNames(root)) ? "portable" : "readable");
     const temp = join(root, tempName());

@@ -143,8 +143,19 @@ export function unescapePiece(piece: string): string | undefined {
   }
 }
 
+// A character some segment keeps as itself in no spelling of the mode (see mustEscape).
+const ESCAPED_IN: Readonly<Record<NameMode, RegExp>> = {
+  readable: /[\u0000-\u001f\u007f%\\:*?"<>|]/,
+  portable: /[\u0000-\u001f\u007f%\\:*?"<>|A-Z\u0080-\uffff]/,
+};
+
 /** True when `names` is exactly how this codec spells `segment` as `kind` (the canonical form). */
 export function isCanonical(segment: string, kind: "value" | "dir", names: readonly string[], mode: NameMode): boolean {
+  // The common case without building the spelling: one name, nothing escaped. Then the name is
+  // canonical exactly when no character of it needs escaping and it is short enough for one piece.
+  if (names.length === 1 && !ESCAPED_IN[mode].test(segment) && !DEVICE_NAME.test(segment) && segment.length * 3 <= MAX_PIECE_BYTES) {
+    return names[0] === segment + SUFFIXES[kind];
+  }
   const expected = segmentNames(segment, kind, mode);
   return expected.length === names.length && expected.every((name, i) => name === names[i]);
 }

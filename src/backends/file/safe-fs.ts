@@ -26,9 +26,10 @@ export function notAStoreDirectory(relative: string): NodeJS.ErrnoException {
 /**
  * True when `root/components...` exists and is a real directory reached without symbolic links
  * (its real path is exactly the lexical one; `root` is already a real path). False when it does
- * not exist; throws when it exists somewhere else.
+ * not exist; throws when it exists somewhere else. With `checkKind` false, a file there counts
+ * too: for callers that create in it next, which then fail with ENOTDIR.
  */
-export async function isContainedDir(root: string, components: readonly string[]): Promise<boolean> {
+export async function isContainedDir(root: string, components: readonly string[], checkKind = true): Promise<boolean> {
   if (components.length === 0) return true;
   const path = join(root, ...components);
   let real: string;
@@ -40,6 +41,7 @@ export async function isContainedDir(root: string, components: readonly string[]
     throw err;
   }
   if (real !== path) throw notAStoreDirectory(components.join("/"));
+  if (!checkKind) return true;
   let isDirectory: boolean;
   try {
     isDirectory = (await lstat(path)).isDirectory();
@@ -59,7 +61,7 @@ export async function isContainedDir(root: string, components: readonly string[]
  * power cut.
  */
 export async function ensureDir(root: string, components: readonly string[], sync: boolean): Promise<string> {
-  if (await isContainedDir(root, components)) return join(root, ...components);
+  if (await isContainedDir(root, components, false)) return join(root, ...components);
   let path = root;
   for (let i = 0; i < components.length; i++) {
     const parent = path;
@@ -104,14 +106,49 @@ export async function makeRootDir(root: string): Promise<void> {
   }
 }
 
+/**
+ * Checks that the store directory `root` exists, creating nothing: `not_found` naming it when it
+ * does not, `fatal` when it or a part of its path is not a directory.
+ */
+export async function requireRootDir(root: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(root);
+  } catch (err) {
+    if (errno(err) === "ENOENT") {
+      throw new StorageError("not_found", `the store directory ${root} does not exist (opened with create: false, which creates nothing)`, { op: "open", cause: err });
+    }
+    if (errno(err) === "ENOTDIR") throw new StorageError("fatal", `cannot use ${root} as the store directory: a part of its path is a file`, { op: "open", cause: err });
+    throw err;
+  }
+  if (!info.isDirectory()) throw new StorageError("fatal", `cannot use ${root} as the store directory: it exists and is not a directory`, { op: "open" });
+}
+
+// Large values go in slices so an abort is noticed between them.
+const WRITE_SLICE = 1024 * 1024;
+
+/** Writes all of `parts` one after the other from `position`, in one system call when it can. */
+export async function writeAllParts(handle: FileHandle, parts: readonly Uint8Array[], position: number, signal?: AbortSignal): Promise<void> {
+  const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
+  if (total <= WRITE_SLICE) {
+    const { bytesWritten } = await handle.writev(parts as Uint8Array[], position);
+    if (bytesWritten === total) return;
+  }
+  // Large or short-written: part by part (a write of a large part goes in slices).
+  let offset = position;
+  for (const part of parts) {
+    await writeAll(handle, part, offset, signal);
+    offset += part.byteLength;
+  }
+}
+
+
 /** Writes all of `data` (a single write may be short). */
 export async function writeAll(handle: FileHandle, data: Uint8Array, position: number | null = null, signal?: AbortSignal): Promise<void> {
-  // Large values go in slices so an abort is noticed between them.
-  const SLICE = 1024 * 1024;
   let offset = 0;
   while (offset < data.byteLength) {
     signal?.throwIfAborted();
-    const length = Math.min(SLICE, data.byteLength - offset);
+    const length = Math.min(WRITE_SLICE, data.byteLength - offset);
     const { bytesWritten } = await handle.write(data, offset, length, position === null ? null : position + offset);
     offset += bytesWritten;
   }

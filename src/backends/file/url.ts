@@ -1,15 +1,12 @@
 /** Turning a `file:` store URL into FileStore options. */
 import { fileURLToPath } from "node:url";
 import { StorageError } from "../../errors.js";
-import type { StoreUrl } from "../../open.js";
+import { readUrlParams } from "../../internal/url-params.js";
+import type { StoreUrl } from "../../types.js";
 import type { NameMode } from "./names.js";
+import type { FileStoreOptions } from "./options.js";
 
-export interface FileUrlOptions {
-  root: string;
-  fsync?: boolean;
-  names?: NameMode;
-}
-
+const NAME_MODES: readonly NameMode[] = ["readable", "portable"];
 const EXAMPLES = "file:./data, file:/var/lib/app/data or file:///var/lib/app/data";
 
 /**
@@ -18,7 +15,7 @@ const EXAMPLES = "file:./data, file:/var/lib/app/data or file:///var/lib/app/dat
  * literally (WHATWG parsing would drop a relative path); the `file://` form is a real URL, so
  * its path is percent-decoded.
  */
-export function parseFileUrl(target: StoreUrl): FileUrlOptions {
+export function parseFileUrl(target: StoreUrl): FileStoreOptions & { root: string } {
   const fail = (message: string) => new StorageError("invalid", message, { op: "open" });
   const rest = target.href.slice(target.href.indexOf(":") + 1);
   let root: string;
@@ -38,17 +35,5 @@ export function parseFileUrl(target: StoreUrl): FileUrlOptions {
     params = new URLSearchParams(query < 0 ? "" : rest.slice(query + 1));
   }
   if (root === "") throw fail(`a file: URL needs a directory, e.g. ${EXAMPLES}`);
-  const options: FileUrlOptions = { root };
-  for (const [name, value] of params) {
-    if (name === "fsync") {
-      if (value !== "true" && value !== "false") throw fail(`file: fsync must be true or false, got ${JSON.stringify(value)}`);
-      options.fsync = value === "true";
-    } else if (name === "names") {
-      if (value !== "readable" && value !== "portable") throw fail(`file: names must be readable or portable, got ${JSON.stringify(value)}`);
-      options.names = value;
-    } else {
-      throw fail(`unknown file: URL option ${JSON.stringify(name)}; known options: fsync, names`);
-    }
-  }
-  return options;
+  return { root, ...readUrlParams(params, "file", { fsync: "boolean", names: NAME_MODES }) };
 }
