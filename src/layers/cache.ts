@@ -1,10 +1,9 @@
 import { LRUCache } from "lru-cache";
 import { StorageError } from "../errors.js";
 import { sleep } from "../internal/signal.js";
-import type { CleanPutOptions } from "../store.js";
-import type { BatchEntry, GetOptions, OperationOptions, Store } from "../types.js";
+import { resolveRange, type CleanPutOptions, type CleanBatchEntry, type CleanDeleteOptions, type CleanWriteOptions } from "../store.js";
+import type { GetOptions, OperationOptions, Store } from "../types.js";
 import { LayerStore } from "./layer.js";
-import { copyBytes } from "./slab.js";
 
 /** How entries leave the cache besides deletes and invalidations. */
 export type CacheStrategy = "lru" | "ttl" | "hybrid";
@@ -14,7 +13,7 @@ export interface CacheOptions {
    * - `lru`: at most `maxEntries` entries, least recently used evicted first; no expiry.
    * - `ttl`: entries expire `ttlMs` after they were cached; no entry-count bound unless
    *   `maxEntries` is given.
-   * - `hybrid` (default, like the seed): both.
+   * - `hybrid` (default): both.
    *
    * Every strategy is also bounded by `maxBytes`.
    */
@@ -88,8 +87,9 @@ const FEED_RETRY_MAX_MS = 5_000;
  *   not written through then (their own event, arriving later, would drop them anyway).
  *   Until the feed is first live (`await cache.ready`) and whenever it breaks, reads go to the
  *   store; on a break the cache is emptied and the feed re-subscribed with backoff.
- * - Failed reads, `not_found`, reads of a `version`, `getStream`, `stat` and listings are never
- *   cached.
+ * - Failed reads, `not_found`, reads of a `version` or a `range`, `getStream`, `stat` and
+ *   listings are never cached; a `range` of a cached value is cut from the cache.
+ * - Every hit is a fresh copy that owns its memory (its `.buffer` holds nothing else).
  *
  * @example
  * const store = withCache(await openStore("nats://127.0.0.1:4222/DATA"), { maxBytes: 256 * MiB });
@@ -165,11 +165,11 @@ export class CachedStore extends LayerStore {
    * store) takes the validating path.
    */
   override get(key: string, options?: GetOptions): Promise<Uint8Array> {
-    if (this.#active && options?.version === undefined && !options?.signal?.aborted && !this.closed) {
+    if (this.#active && options?.version === undefined && options?.range === undefined && !options?.signal?.aborted && !this.closed) {
       const hit = this.#lru.get(key);
       if (hit !== undefined) {
         this.#hits++;
-        return Promise.resolve(copyBytes(hit));
+        return Promise.resolve(hit.slice());
       }
     }
     return super.get(key, options);
@@ -181,10 +181,13 @@ export class CachedStore extends LayerStore {
       const hit = this.#lru.get(key);
       if (hit !== undefined) {
         this.#hits++;
-        return copyBytes(hit);
+        if (options.range === undefined) return hit.slice();
+        const { start, end } = resolveRange(options.range, hit.byteLength, "get", key);
+        return hit.slice(start, end);
       }
     }
     this.#misses++;
+    if (options.range !== undefined) return super._get(key, options);
     return this.#read(key, () => super._get(key, options));
   }
 
@@ -194,7 +197,7 @@ export class CachedStore extends LayerStore {
     keys.forEach((key, i) => {
       const hit = this.#active ? this.#lru.get(key) : undefined;
       if (hit === undefined) missing.push(i);
-      else out[i] = copyBytes(hit);
+      else out[i] = hit.slice();
     });
     this.#hits += keys.length - missing.length;
     this.#misses += missing.length;
@@ -218,16 +221,16 @@ export class CachedStore extends LayerStore {
     return this.#write([key], () => super._put(key, data, options), copy && [copy]);
   }
 
-  protected override async _putMany(entries: BatchEntry[], options: OperationOptions): Promise<void> {
+  protected override async _putMany(entries: CleanBatchEntry[], options: CleanWriteOptions): Promise<void> {
     const copies = this.#writeThrough ? entries.map((e) => new Uint8Array(e.data)) : undefined;
     return this.#write(entries.map((e) => e.key), () => super._putMany(entries, options), copies);
   }
 
-  protected override async _delete(key: string, options: OperationOptions): Promise<void> {
+  protected override async _delete(key: string, options: CleanDeleteOptions): Promise<void> {
     return this.#write([key], () => super._delete(key, options));
   }
 
-  protected override async _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
+  protected override async _deleteMany(keys: string[], options: CleanWriteOptions): Promise<void> {
     return this.#write(keys, () => super._deleteMany(keys, options));
   }
 

@@ -1,5 +1,4 @@
-import type { LayerOptions, StoreUrl } from "../open.js";
-import type { Store } from "../types.js";
+import type { Store, StoreUrl } from "../types.js";
 import { withCache, type CacheOptions } from "./cache.js";
 import { withMetrics, type MetricsOptions } from "./metrics.js";
 import { withRetry, type RetryOptions } from "./retry.js";
@@ -15,17 +14,16 @@ export type { RetryOptions, RetryInfo } from "./retry.js";
 export { TimeoutStore, withTimeout } from "./timeout.js";
 export { PrefixStore, withPrefix } from "./prefix.js";
 
-declare module "../open.js" {
-  interface LayerOptions {
-    /** A read cache (`true`: the defaults, hybrid 1000 entries / 5 min / 64 MiB). */
-    cache?: boolean | CacheOptions;
-    /** Prometheus metrics (`true`: into prom-client's global registry). Labels default from the URL. */
-    metrics?: boolean | MetricsOptions;
-    /** Retries of transient failures (`true`: the defaults, 4 attempts within 10 s). */
-    retry?: boolean | RetryOptions;
-    /** A deadline per operation (per attempt, under retry), in milliseconds. */
-    timeout?: number;
-  }
+/** The layers `openStore` stacks on the backend when asked. */
+export interface LayerOptions {
+  /** A read cache (`true`: the defaults, hybrid 1000 entries / 5 min / 64 MiB). */
+  cache?: boolean | CacheOptions;
+  /** Prometheus metrics (`true`: into prom-client's global registry). Labels default from the URL. */
+  metrics?: boolean | MetricsOptions;
+  /** Retries of transient failures (`true`: the defaults, 4 attempts within 10 s). */
+  retry?: boolean | RetryOptions;
+  /** A deadline per operation (per attempt, under retry), in milliseconds. */
+  timeout?: number;
 }
 
 /**

@@ -1,6 +1,5 @@
-import { BaseStore, type CleanListPageOptions, type CleanPutOptions } from "../store.js";
+import { BaseStore, type CleanBatchEntry, type CleanDeleteOptions, type CleanFolderOptions, type CleanListPageOptions, type CleanPutOptions, type CleanWriteOptions } from "../store.js";
 import type {
-  BatchEntry,
   Capabilities,
   ChangeEvent,
   GetOptions,
@@ -51,7 +50,7 @@ export abstract class LayerStore extends BaseStore {
     return inner instanceof LayerStore ? inner._list(prefix, options) : inner.list(prefix, options);
   }
 
-  protected override _delete(key: string, options: OperationOptions): Promise<void> {
+  protected override _delete(key: string, options: CleanDeleteOptions): Promise<void> {
     const inner = this.inner;
     return inner instanceof LayerStore ? inner._delete(key, options) : inner.delete(key, options);
   }
@@ -85,7 +84,12 @@ export abstract class LayerStore extends BaseStore {
     return inner instanceof LayerStore ? inner._listPage(prefix, options) : inner.listPage(prefix, options);
   }
 
-  protected override _putMany(entries: BatchEntry[], options: OperationOptions): Promise<void> {
+  protected override _listFolder(prefix: string, options: CleanFolderOptions): Promise<ListPage> {
+    const inner = this.inner;
+    return inner instanceof LayerStore ? inner._listFolder(prefix, options) : inner.listPage(prefix, options);
+  }
+
+  protected override _putMany(entries: CleanBatchEntry[], options: CleanWriteOptions): Promise<void> {
     const inner = this.inner;
     return inner instanceof LayerStore ? inner._putMany(entries, options) : inner.putMany(entries, options);
   }
@@ -95,7 +99,7 @@ export abstract class LayerStore extends BaseStore {
     return inner instanceof LayerStore ? inner._getMany(keys, options) : inner.getMany(keys, options);
   }
 
-  protected override _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
+  protected override _deleteMany(keys: string[], options: CleanWriteOptions): Promise<void> {
     const inner = this.inner;
     return inner instanceof LayerStore ? inner._deleteMany(keys, options) : inner.deleteMany(keys, options);
   }

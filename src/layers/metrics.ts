@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from "prom-client";
 import { StorageError, type StorageOp } from "../errors.js";
-import type { CleanListPageOptions, CleanPutOptions } from "../store.js";
-import type { BatchEntry, ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
+import type { CleanFolderOptions, CleanListPageOptions, CleanPutOptions, CleanBatchEntry, CleanDeleteOptions, CleanWriteOptions } from "../store.js";
+import type { ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
 import { CachedStore } from "./cache.js";
 import { findLayer, innermost, LayerStore } from "./layer.js";
 
@@ -92,8 +92,8 @@ export class MetricsStore extends LayerStore {
   readonly labels: Readonly<Labels>;
   readonly #families: Families;
   readonly #cache: CacheSource | undefined;
-  // A prom-client update costs about a microsecond (it validates and hashes the labels each
-  // time), several times a cache hit. So operation and byte counts are plain numbers here,
+  // A prom-client update validates and hashes the labels each time, which costs more than a
+  // cache hit. So operation and byte counts are plain numbers here,
   // added to the counters when the registry is scraped; only the latency is observed directly.
   readonly #outcomes = new Map<string, PendingCount>();
   readonly #durations = new Map<string, Histogram.Internal<OpLabel>>();
@@ -142,7 +142,7 @@ export class MetricsStore extends LayerStore {
     return this.#measure("list", options.signal, () => super._list(prefix, options));
   }
 
-  protected override _delete(key: string, options: OperationOptions): Promise<void> {
+  protected override _delete(key: string, options: CleanDeleteOptions): Promise<void> {
     return this.#measure("delete", options.signal, () => super._delete(key, options));
   }
 
@@ -184,7 +184,11 @@ export class MetricsStore extends LayerStore {
     return this.#measure("list", options.signal, () => super._listPage(prefix, options));
   }
 
-  protected override _putMany(entries: BatchEntry[], options: OperationOptions): Promise<void> {
+  protected override _listFolder(prefix: string, options: CleanFolderOptions): Promise<ListPage> {
+    return this.#measure("list", options.signal, () => super._listFolder(prefix, options));
+  }
+
+  protected override _putMany(entries: CleanBatchEntry[], options: CleanWriteOptions): Promise<void> {
     return this.#measure("putMany", options.signal, async () => {
       await super._putMany(entries, options);
       this.#written.n += entries.reduce((sum, e) => sum + e.data.byteLength, 0);
@@ -199,7 +203,7 @@ export class MetricsStore extends LayerStore {
     });
   }
 
-  protected override _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
+  protected override _deleteMany(keys: string[], options: CleanWriteOptions): Promise<void> {
     return this.#measure("deleteMany", options.signal, () => super._deleteMany(keys, options));
   }
 

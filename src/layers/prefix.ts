@@ -1,7 +1,7 @@
 import { StorageError, type StorageOp } from "../errors.js";
 import { MAX_KEY_BYTES, keyProblem, prefixProblem } from "../keys.js";
-import type { CleanListPageOptions, CleanPutOptions } from "../store.js";
-import type { BatchEntry, Capabilities, ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
+import type { CleanFolderOptions, CleanListPageOptions, CleanPutOptions, CleanBatchEntry, CleanDeleteOptions, CleanWriteOptions } from "../store.js";
+import type { Capabilities, ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
 import { LayerStore } from "./layer.js";
 
 /**
@@ -47,7 +47,7 @@ export class PrefixStore extends LayerStore {
     return keys.map((k) => this.#strip(k));
   }
 
-  protected override async _delete(key: string, options: OperationOptions): Promise<void> {
+  protected override async _delete(key: string, options: CleanDeleteOptions): Promise<void> {
     return this.#relative(key, () => super._delete(this.#full(key, "delete"), options));
   }
 
@@ -75,7 +75,15 @@ export class PrefixStore extends LayerStore {
     return page.next === undefined ? { keys } : { keys, next: this.#strip(page.next) };
   }
 
-  protected override async _putMany(entries: BatchEntry[], options: OperationOptions): Promise<void> {
+  protected override async _listFolder(prefix: string, options: CleanFolderOptions): Promise<ListPage> {
+    const after = options.after === undefined ? undefined : this.#fullPrefix(options.after, "list");
+    const page = await this.#relative(undefined, () => super._listFolder(this.#fullPrefix(prefix, "list"), { ...options, after }));
+    const out: ListPage = { keys: page.keys.map((k) => this.#strip(k)), prefixes: (page.prefixes ?? []).map((p) => this.#strip(p)) };
+    if (page.next !== undefined) out.next = this.#strip(page.next);
+    return out;
+  }
+
+  protected override async _putMany(entries: CleanBatchEntry[], options: CleanWriteOptions): Promise<void> {
     const full = entries.map((e) => ({ ...e, key: this.#full(e.key, "putMany") }));
     return this.#relative(undefined, () => super._putMany(full, options));
   }
@@ -85,7 +93,7 @@ export class PrefixStore extends LayerStore {
     return this.#relative(undefined, () => super._getMany(full, options));
   }
 
-  protected override async _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
+  protected override async _deleteMany(keys: string[], options: CleanWriteOptions): Promise<void> {
     const full = keys.map((k) => this.#full(k, "deleteMany"));
     return this.#relative(undefined, () => super._deleteMany(full, options));
   }
@@ -126,9 +134,7 @@ export class PrefixStore extends LayerStore {
     } catch (err) {
       if (!(err instanceof StorageError) || err.key === undefined || !err.key.startsWith(this.prefix)) throw err;
       const relativeKey = key ?? this.#strip(err.key);
-      const head = new StorageError(err.kind, "", { op: err.op, key: err.key }).message;
-      const detail = err.message.startsWith(head) ? err.message.slice(head.length) : err.message;
-      throw new StorageError(err.kind, detail, { op: err.op, key: relativeKey, cause: err.cause ?? err });
+      throw new StorageError(err.kind, err.detail, { op: err.op, key: relativeKey, cause: err.cause ?? err });
     }
   }
 }

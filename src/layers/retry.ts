@@ -1,7 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { StorageError, type StorageOp } from "../errors.js";
 import { sleep } from "../internal/signal.js";
-import type { CleanListPageOptions, CleanPutOptions } from "../store.js";
-import type { BatchEntry, ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
+import type { CleanListPageOptions, CleanPutOptions, CleanBatchEntry, CleanDeleteOptions, CleanWriteOptions } from "../store.js";
+import type { ChangeEvent, GetOptions, WriteConditions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
 import { LayerStore } from "./layer.js";
 
 export interface RetryOptions {
@@ -52,9 +53,14 @@ interface ResolvedRetryOptions {
  *   replayed (re-sending a half-read body is how stores lose data). It runs once.
  * - `getStream` is retried only until its first chunk arrived; a failure later in the stream
  *   is the caller's (restart the read).
- * - `put`, `putMany`, `delete`, `deleteMany` are retried: they are idempotent overwrites. On a
- *   store that keeps versions, a put whose first attempt took effect before its reply was lost
- *   leaves one extra, identical version.
+ * - `put`, `putMany`, `delete`, `deleteMany` are retried: they are idempotent overwrites. Every
+ *   attempt of one call carries the same `writeId`, so a backend that can tell (NATS, within
+ *   JetStream's duplicate window; PostgreSQL, within its `dedupeWindow`) applies it once even
+ *   when an earlier attempt took effect and only its reply was lost; elsewhere a versioned
+ *   store may keep one extra, identical version.
+ * - A conditional write (`ifMatch`/`ifNoneMatch`) that fails with `conflict` after an attempt
+ *   that failed without an answer may have been applied by that attempt: the `conflict` says so
+ *   in its message. Read the key to find out.
  * - `watch` retries establishing the feed only.
  *
  * @example
@@ -69,7 +75,8 @@ export class RetryStore extends LayerStore {
   }
 
   protected override _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
-    return this.#retry("put", key, options.signal, () => super._put(key, data, options));
+    const once = withWriteId(options);
+    return this.#retry("put", key, options.signal, () => super._put(key, data, once), conditional(once));
   }
 
   protected override _get(key: string, options: GetOptions): Promise<Uint8Array> {
@@ -80,8 +87,9 @@ export class RetryStore extends LayerStore {
     return this.#retry("list", undefined, options.signal, () => super._list(prefix, options));
   }
 
-  protected override _delete(key: string, options: OperationOptions): Promise<void> {
-    return this.#retry("delete", key, options.signal, () => super._delete(key, options));
+  protected override _delete(key: string, options: CleanDeleteOptions): Promise<void> {
+    const once = withWriteId(options);
+    return this.#retry("delete", key, options.signal, () => super._delete(key, once), conditional(once));
   }
 
   protected override _stat(key: string, options: OperationOptions): Promise<ObjectInfo> {
@@ -106,29 +114,32 @@ export class RetryStore extends LayerStore {
     return this.#retry("list", undefined, options.signal, () => super._listPage(prefix, options));
   }
 
-  protected override _putMany(entries: BatchEntry[], options: OperationOptions): Promise<void> {
-    return this.#retry("putMany", undefined, options.signal, () => super._putMany(entries, options));
+  protected override _putMany(entries: CleanBatchEntry[], options: CleanWriteOptions): Promise<void> {
+    const once = withWriteId(options);
+    return this.#retry("putMany", undefined, options.signal, () => super._putMany(entries, once), entries.some(conditional));
   }
 
   protected override _getMany(keys: string[], options: OperationOptions): Promise<(Uint8Array | undefined)[]> {
     return this.#retry("getMany", undefined, options.signal, () => super._getMany(keys, options));
   }
 
-  protected override _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
-    return this.#retry("deleteMany", undefined, options.signal, () => super._deleteMany(keys, options));
+  protected override _deleteMany(keys: string[], options: CleanWriteOptions): Promise<void> {
+    const once = withWriteId(options);
+    return this.#retry("deleteMany", undefined, options.signal, () => super._deleteMany(keys, once));
   }
 
   protected override _watch(prefix: string, options: OperationOptions): Promise<AsyncIterable<ChangeEvent>> {
     return this.#retry("watch", undefined, options.signal, () => super._watch(prefix, options));
   }
 
-  async #retry<T>(op: StorageOp, key: string | undefined, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+  async #retry<T>(op: StorageOp, key: string | undefined, signal: AbortSignal | undefined, attempt: () => Promise<T>, conditional = false): Promise<T> {
     const { maxAttempts, baseDelayMs, maxDelayMs, maxElapsedMs, jitter, onRetry } = this.#options;
     const started = performance.now();
     for (let n = 1; ; n++) {
       try {
         return await attempt();
       } catch (err) {
+        if (conditional && n > 1 && err instanceof StorageError && err.kind === "conflict") throw maybeOwnConflict(err, n);
         if (!(err instanceof StorageError) || err.kind !== "transient" || n >= maxAttempts || signal?.aborted) throw err;
         const cap = Math.min(maxDelayMs, baseDelayMs * 2 ** (n - 1));
         const delayMs = jitter ? Math.random() * cap : cap;
@@ -138,6 +149,20 @@ export class RetryStore extends LayerStore {
       }
     }
   }
+}
+
+/** The options with a `writeId` for every attempt of this call (the caller's, else a new one). */
+function withWriteId<T extends CleanWriteOptions>(options: T): T {
+  return options.writeId !== undefined ? options : { ...options, writeId: randomUUID() };
+}
+
+function conditional(options: WriteConditions): boolean {
+  return options.ifMatch !== undefined || options.ifNoneMatch !== undefined;
+}
+
+/** A conflict seen by a retry: the attempt that failed without an answer may have caused it. */
+function maybeOwnConflict(err: StorageError, attempt: number): StorageError {
+  return new StorageError("conflict", `${err.detail} (on attempt ${attempt}: an earlier attempt failed without an answer and may have applied this write)`, { op: err.op, key: err.key, cause: err });
 }
 
 /** Wraps `store` in a {@link RetryStore}. */

@@ -1,7 +1,7 @@
 import { StorageError, type StorageOp } from "../errors.js";
 import { raceSignal } from "../internal/signal.js";
-import type { CleanListPageOptions, CleanPutOptions } from "../store.js";
-import type { BatchEntry, ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
+import type { CleanListPageOptions, CleanPutOptions, CleanBatchEntry, CleanDeleteOptions, CleanWriteOptions } from "../store.js";
+import type { ChangeEvent, GetOptions, ListPage, ObjectInfo, OperationOptions, Store, VersionInfo } from "../types.js";
 import { LayerStore } from "./layer.js";
 
 /**
@@ -17,7 +17,9 @@ import { LayerStore } from "./layer.js";
  * - for `putStream`, the same idle timeout, restarted by every chunk the store reads;
  * - for `watch`, establishing the feed only (the feed then lives until the caller's signal).
  *
- * The store is told through the signal it receives, so it can cancel what it started.
+ * The store is told through the signal it receives, so it can cancel what it started, and
+ * writes also carry the deadline itself (`deadline`, epoch ms), so a backend that can check it
+ * on the server (PostgreSQL) never applies a write that arrives after its call timed out.
  *
  * @example
  * const store = withTimeout(await openStore("s3://bucket?endpoint=…"), 5_000);
@@ -35,7 +37,7 @@ export class TimeoutStore extends LayerStore {
   }
 
   protected override _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
-    return this.#bounded("put", key, options.signal, (signal) => super._put(key, data, { ...options, signal }));
+    return this.#bounded("put", key, options.signal, (signal) => super._put(key, data, { ...options, signal, deadline: this.#deadline(options) }));
   }
 
   protected override _get(key: string, options: GetOptions): Promise<Uint8Array> {
@@ -46,8 +48,8 @@ export class TimeoutStore extends LayerStore {
     return this.#bounded("list", undefined, options.signal, (signal) => super._list(prefix, { ...options, signal }));
   }
 
-  protected override _delete(key: string, options: OperationOptions): Promise<void> {
-    return this.#bounded("delete", key, options.signal, (signal) => super._delete(key, { ...options, signal }));
+  protected override _delete(key: string, options: CleanDeleteOptions): Promise<void> {
+    return this.#bounded("delete", key, options.signal, (signal) => super._delete(key, { ...options, signal, deadline: this.#deadline(options) }));
   }
 
   protected override _stat(key: string, options: OperationOptions): Promise<ObjectInfo> {
@@ -62,16 +64,16 @@ export class TimeoutStore extends LayerStore {
     return this.#bounded("list", undefined, options.signal, (signal) => super._listPage(prefix, { ...options, signal }));
   }
 
-  protected override _putMany(entries: BatchEntry[], options: OperationOptions): Promise<void> {
-    return this.#bounded("putMany", undefined, options.signal, (signal) => super._putMany(entries, { ...options, signal }));
+  protected override _putMany(entries: CleanBatchEntry[], options: CleanWriteOptions): Promise<void> {
+    return this.#bounded("putMany", undefined, options.signal, (signal) => super._putMany(entries, { ...options, signal, deadline: this.#deadline(options) }));
   }
 
   protected override _getMany(keys: string[], options: OperationOptions): Promise<(Uint8Array | undefined)[]> {
     return this.#bounded("getMany", undefined, options.signal, (signal) => super._getMany(keys, { ...options, signal }));
   }
 
-  protected override _deleteMany(keys: string[], options: OperationOptions): Promise<void> {
-    return this.#bounded("deleteMany", undefined, options.signal, (signal) => super._deleteMany(keys, { ...options, signal }));
+  protected override _deleteMany(keys: string[], options: CleanWriteOptions): Promise<void> {
+    return this.#bounded("deleteMany", undefined, options.signal, (signal) => super._deleteMany(keys, { ...options, signal, deadline: this.#deadline(options) }));
   }
 
   protected override async _putStream(key: string, source: AsyncIterable<Uint8Array>, options: CleanPutOptions): Promise<void> {
@@ -122,6 +124,12 @@ export class TimeoutStore extends LayerStore {
     } finally {
       deadline.clear();
     }
+  }
+
+  /** This call's deadline as a time: now plus the timeout, or the caller's if that is sooner. */
+  #deadline(options: CleanWriteOptions): number {
+    const own = Date.now() + this.ms;
+    return options.deadline !== undefined && options.deadline < own ? options.deadline : own;
   }
 
   async #bounded<T>(op: StorageOp, key: string | undefined, signal: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
