@@ -6,7 +6,7 @@ export interface EntityRef {
 
 /**
  * The entity a message is about, or undefined: from `getId()`/`getID()` and `getType()`
- * methods (the seed's Identifiable), else `entityId`/`entityType` fields, else `id`/`type`
+ * methods (an Identifiable message, as the Go package names it), else `entityId`/`entityType` fields, else `id`/`type`
  * fields. Ids and types may be strings, finite numbers or bigints; anything else, or an empty
  * string, means no entity. A getter that throws means no entity too: messages are untrusted.
  */

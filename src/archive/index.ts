@@ -2,7 +2,7 @@
 export { Archiver } from "./archiver.js";
 export type { ArchiverOptions, ArchiveOptions } from "./archiver.js";
 export type { KeyGenerator, OptionalKeyGenerator, MetadataExtractor, Codec } from "./types.js";
-export { TimeBucketKeyGenerator, hourBucket } from "./time-key.js";
+export { TimeBucketKeyGenerator } from "./time-key.js";
 export type { TimeBucketKeyOptions } from "./time-key.js";
 export { EntityKeyGenerator } from "./entity-key.js";
 export type { EntityKeyOptions } from "./entity-key.js";
@@ -12,5 +12,3 @@ export { DefaultMetadataExtractor, CompositeMetadataExtractor, normalizeExtracte
 export { jsonCodec } from "./codec.js";
 export { entityOf } from "./entity.js";
 export type { EntityRef } from "./entity.js";
-export { toSegment } from "./segments.js";
-export { timeOrderedId } from "./unique-id.js";

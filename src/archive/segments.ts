@@ -8,8 +8,8 @@ const UNSAFE = /[%/\u0000-\u001f\u007f]/g;
 /**
  * Turns text from a message (an entity id or type) into one valid key segment, or undefined
  * when it is empty. Reversible escaping keeps distinct inputs distinct: `%` `/` and control
- * characters become `%XX`, a `.` or `..` segment becomes `%2E`/`%2E%2E`, lone surrogates
- * become U+FFFD. Text longer than {@link MAX_SEGMENT_BYTES} is cut and tagged with a hash of
+ * characters become `%XX`, a `.` or `..` segment becomes `%2E`/`%2E%2E`, a lone surrogate
+ * (not valid in a key) becomes `%uD800`-style. Text longer than {@link MAX_SEGMENT_BYTES} is cut and tagged with a hash of
  * the whole, so long ids still map to distinct segments.
  *
  * @example
@@ -18,12 +18,19 @@ const UNSAFE = /[%/\u0000-\u001f\u007f]/g;
  */
 export function toSegment(text: string): string | undefined {
   if (text === "") return undefined;
-  let segment = text.toWellFormed().replace(UNSAFE, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`);
+  let segment = escapeLoneSurrogates(text.replace(UNSAFE, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}`));
   if (segment === ".") segment = "%2E";
   else if (segment === "..") segment = "%2E%2E";
   if (Buffer.byteLength(segment) <= MAX_SEGMENT_BYTES) return segment;
   const hash = createHash("sha256").update(text).digest("hex").slice(0, HASH_CHARS);
   return `${truncateUtf8(segment, MAX_SEGMENT_BYTES - HASH_CHARS - 1)}~${hash}`;
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** Each lone surrogate as `%uXXXX` (after `%` was escaped, so the escape cannot collide). */
+function escapeLoneSurrogates(text: string): string {
+  return text.isWellFormed() ? text : text.replace(LONE_SURROGATE, (unit) => `%u${unit.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** Why `segment` cannot be one `/`-separated part of a key, or undefined when it can. */
