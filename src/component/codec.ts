@@ -2,7 +2,7 @@
  * The api port's wire shapes, kept apart from request handling so clients in any language can
  * read exactly what travels.
  *
- * JSON mode (the seed's): request `{ action, key?, data?, data_base64?, prefix?, ... }`,
+ * JSON mode (the Go component's): request `{ action, key?, data?, data_base64?, prefix?, ... }`,
  * response `{ success, key?, data?, keys?, error? }`.
  * - `data` in a request is any JSON value; the store receives its JSON text byte for byte (the
  *   exact span of the request, so `1.0` stays `1.0` and big integers keep every digit).
@@ -10,7 +10,10 @@
  * - A `get` response holds `data` (the stored JSON text, embedded verbatim) with
  *   `encoding: "json"` when the stored bytes are UTF-8 JSON, else `data_base64` with
  *   `encoding: "base64"`; `encoding: "base64"` in the request forces the latter.
- * - Errors: `{ success: false, key?, error: { kind, op, message } }`.
+ * - Errors: `{ success: false, key?, error, kind, op }`: `error` is the message (a string, as
+ *   the Go package this component replaces sends it), `kind` one of the StorageError kinds,
+ *   `op` the operation. The kind also travels in the `Stowage-Error-Kind` header, with the
+ *   NATS micro-service headers `Nats-Service-Error-Code` / `Nats-Service-Error`.
  *
  * Raw mode (a `Stowage-Action` header): the value travels as the message body, arguments in
  * headers; see {@link RAW_HEADERS}.
@@ -27,10 +30,31 @@ export const RAW_HEADERS = {
   version: "Stowage-Version",
   limit: "Stowage-Limit",
   after: "Stowage-After",
+  /** put/delete: write only if the key's current etag is this one (else `conflict`). */
+  ifMatch: "Stowage-If-Match",
+  /** put: `*` to create only (else `conflict`). */
+  ifNoneMatch: "Stowage-If-None-Match",
   /** `Stowage-Meta-<name>: <value>` for each metadata entry (put requests). */
   metaPrefix: "Stowage-Meta-",
   errorKind: "Stowage-Error-Kind",
   size: "Stowage-Size",
+} as const;
+
+/**
+ * Header names of streamed get and put (started with `"stream": true`, see streams.ts). Size
+ * and digest travel on the message that ends a stream.
+ */
+export const STREAM_HEADERS = {
+  /** The position of a chunk in its stream: 1, 2, 3… (the end message has the next number). */
+  seq: "Stowage-Stream-Seq",
+  /** `true` on the message that ends a stream (get: sent by the component; put: the commit). */
+  end: "Stowage-Stream-End",
+  /** `true` on a message that abandons an upload: nothing is stored. */
+  abort: "Stowage-Stream-Abort",
+  /** The value's length in bytes. */
+  size: "Stowage-Size",
+  /** SHA-256 of the value, 64 lower-case hex digits. */
+  sha256: "Stowage-Sha256",
 } as const;
 
 /** A request after parsing, whatever mode it came in. */
@@ -46,14 +70,27 @@ export interface ApiRequest {
   base64?: boolean;
   limit?: number;
   after?: string;
+  /** put/delete: the etag the key must have. */
+  ifMatch?: string;
+  /** put: `"*"`, the key must not exist. */
+  ifNoneMatch?: string;
   /** Raw mode: the response body is the bare value (get) and errors travel in headers. */
   raw: boolean;
+  /** get/put: move the value in chunks with flow control (JSON mode only). */
+  stream?: boolean;
+  /** Streamed put: store under a new claim key (no `key`) and answer with the claim reference. */
+  claim?: boolean;
+  /** Streamed put with `claim`: the payload's media type, for the reference. */
+  contentType?: string;
+  /** Streams: bytes per chunk and chunks unacknowledged at once the requester asks for. */
+  chunkSize?: number;
+  window?: number;
 }
 
 /**
- * Deepest nesting a JSON request may have. Go's encoding/json (the seed's) stops at 10000;
- * we stop earlier because most JSON tools recurse and a value this deep would crash whoever
- * reads it back (JSON.stringify overflows the stack around 10 000 levels).
+ * Deepest nesting a JSON request may have. Go's encoding/json (which the Go component used)
+ * stops at 10000; we stop earlier because most JSON tools recurse and a value this deep would
+ * crash whoever reads it back (JSON.stringify overflows the stack around 10 000 levels).
  */
 export const MAX_JSON_DEPTH = 1000;
 
@@ -94,8 +131,21 @@ export function parseJsonRequest(body: Uint8Array, defaultAction?: Action): ApiR
   request.prefix = optionalString(o, "prefix", key);
   request.version = optionalString(o, "version", key);
   request.after = optionalString(o, "after", key);
+  request.ifMatch = optionalString(o, "if_match", key);
+  request.ifNoneMatch = optionalString(o, "if_none_match", key);
   if (o.limit !== undefined && (typeof o.limit !== "number" || !Number.isInteger(o.limit))) throw invalid("limit must be an integer", key);
   request.limit = o.limit as number | undefined;
+  for (const flag of ["stream", "claim"] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== "boolean") throw invalid(`${flag} must be true or false`, key);
+  }
+  request.stream = o.stream === true;
+  request.claim = o.claim === true;
+  request.contentType = optionalString(o, "content_type", key);
+  for (const [field, name] of [["chunk_size", "chunkSize"], ["window", "window"]] as const) {
+    const value = o[field];
+    if (value !== undefined && (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1)) throw invalid(`${field} must be a positive integer`, key);
+    request[name] = value as number | undefined;
+  }
   if (o.metadata !== undefined && (o.metadata === null || typeof o.metadata !== "object" || Array.isArray(o.metadata))) {
     throw invalid("metadata must be an object of string values", key);
   }
@@ -123,7 +173,16 @@ export function parseRawRequest(get: (name: string) => string, body: Uint8Array,
     return value === "" ? undefined : percentDecode(name, value);
   };
   const key = header(RAW_HEADERS.key);
-  const request: ApiRequest = { action, key, raw: true, prefix: header(RAW_HEADERS.prefix), version: header(RAW_HEADERS.version), after: header(RAW_HEADERS.after) };
+  const request: ApiRequest = {
+    action,
+    key,
+    raw: true,
+    prefix: header(RAW_HEADERS.prefix),
+    version: header(RAW_HEADERS.version),
+    after: header(RAW_HEADERS.after),
+    ifMatch: get(RAW_HEADERS.ifMatch) || undefined,
+    ifNoneMatch: get(RAW_HEADERS.ifNoneMatch) || undefined,
+  };
   const limit = get(RAW_HEADERS.limit);
   if (limit !== "") {
     if (!/^\d{1,9}$/.test(limit)) throw invalid(`${RAW_HEADERS.limit} must be a positive integer`, key);
@@ -138,16 +197,19 @@ export function plainBytes(bytes: Uint8Array): Uint8Array {
   return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-/** Reads `Stowage-Meta-*` headers into metadata (names lower-cased, values percent-decoded). */
+/**
+ * Reads `Stowage-Meta-*` headers into metadata (values percent-decoded). Names are kept as sent
+ * and built as own properties (`__proto__` included), so the store validates them exactly as
+ * it validates JSON mode's `metadata` object.
+ */
 export function rawMetadata(entries: Iterable<[string, string[]]>): Metadata | undefined {
-  let metadata: Metadata | undefined;
+  const found: [string, string][] = [];
   const prefix = RAW_HEADERS.metaPrefix.toLowerCase();
   for (const [name, values] of entries) {
     if (!name.toLowerCase().startsWith(prefix)) continue;
-    metadata ??= {};
-    metadata[name.slice(prefix.length).toLowerCase()] = percentDecode(name, values[0] ?? "");
+    found.push([name.slice(prefix.length), percentDecode(name, values[0] ?? "")]);
   }
-  return metadata;
+  return found.length === 0 ? undefined : (Object.fromEntries(found) as Metadata);
 }
 
 function parseAction(value: unknown, defaultAction: Action | undefined): Action {
@@ -287,7 +349,7 @@ export interface ApiResult {
   value?: Uint8Array;
   keys?: string[];
   next?: string;
-  info?: { key: string; size: number; modified: string; metadata: Metadata; version?: string };
+  info?: { key: string; size: number; modified: string; metadata: Metadata; version?: string; etag: string };
   versions?: { version: string; size: number; modified: string; deleted: boolean }[];
 }
 
@@ -306,10 +368,10 @@ export function successJson(result: ApiResult, base64 = false): string {
   return `${out}}`;
 }
 
-/** The JSON text of an error response. */
-export function errorJson(err: StorageError, key?: string): string {
-  const error = { kind: err.kind, op: err.op, message: err.message };
-  return JSON.stringify(key === undefined ? { success: false, error } : { success: false, key, error });
+/** The JSON text of an error response; `maxMessage` cuts the message (UTF-16 code units). */
+export function errorJson(err: StorageError, key?: string, maxMessage = Infinity): string {
+  const error = err.message.length > maxMessage ? `${err.message.slice(0, maxMessage)}…` : err.message;
+  return JSON.stringify({ success: false, ...(key === undefined ? {} : { key }), error, kind: err.kind, op: err.op });
 }
 
 /** The `Nats-Service-Error-Code` for each kind (HTTP-like, as NATS micro services use). */
@@ -319,4 +381,5 @@ export const ERROR_CODES: Record<StorageErrorKind, number> = {
   fatal: 500,
   unsupported: 501,
   transient: 503,
+  conflict: 409,
 };

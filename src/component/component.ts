@@ -3,26 +3,27 @@
  * lifecycle (idempotent start, graceful stop) and discovery (meta, ports, config schema,
  * health, real flow rates; registered as a NATS micro service).
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { setMaxListeners } from "node:events";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Service } from "@nats-io/services";
 import type { Registry } from "prom-client";
 import { StorageError } from "../errors.js";
 import { sleep } from "../internal/signal.js";
 import { openStore, redactUrl } from "../open.js";
 import type { Store } from "../types.js";
-import { ApiHandler, type Logger } from "./api.js";
+import { connectNats, redactedServers } from "../backends/nats/connect.js";
+import { ApiHandler } from "./api.js";
 import { createArchiveFn, type ArchivingOptions } from "./archiving.js";
 import { configJsonSchema, resolveConfig, type ComponentConfig, type ComponentConfigInput, type PortInfo } from "./config.js";
 import { EventPublisher } from "./events.js";
-import type { FlowMetrics } from "./flow.js";
-import type { ComponentState, Health } from "./health.js";
-import { InFlight } from "./in-flight.js";
-import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
-import { sharesComponentConnection } from "./store-connection.js";
-import { natsConnectionOptions, redactedServers } from "./nats-options.js";
+import { WorkBudget } from "./budget.js";
 import { registerService, VERSION } from "./service.js";
-import { Telemetry } from "./telemetry.js";
+import { startMetricsServer, stderrLogger, Telemetry, type ComponentState, type FlowMetrics, type Health, type Logger, type MetricsServer } from "./telemetry.js";
 import { createWritePort, type WritePort } from "./write-port.js";
+import { StreamHandler } from "./streams.js";
+import { startClaimExpiry, type ClaimExpiry } from "./claims.js";
+import { startMirrors, type Mirrors } from "./mirroring.js";
+import { startRetention, type Retention } from "./retention.js";
 
 /** The NATS default max_payload, used until the server says otherwise. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -72,7 +73,8 @@ export class StorageComponent {
   readonly telemetry: Telemetry;
   readonly #options: StorageComponentOptions;
   readonly #logger: Logger;
-  readonly #inFlight: InFlight;
+  readonly #budget: WorkBudget;
+  #abandon = new AbortController();
   #state: ComponentState = "stopped";
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
@@ -82,6 +84,9 @@ export class StorageComponent {
   #service: Service | undefined;
   #writePort: WritePort | undefined;
   #metricsServer: MetricsServer | undefined;
+  #claimExpiry: ClaimExpiry | undefined;
+  #mirrors: Mirrors | undefined;
+  #retention: Retention | undefined;
 
   /** Validates the configuration: a bad one throws a StorageError of kind `invalid` naming the field. */
   constructor(options: StorageComponentOptions = {}) {
@@ -89,7 +94,7 @@ export class StorageComponent {
     this.#options = options;
     this.#logger = options.logger ?? stderrLogger(this.config.name);
     this.telemetry = new Telemetry(this.config.name, options.registry);
-    this.#inFlight = new InFlight((n) => this.telemetry.setInFlight(n));
+    this.#budget = new WorkBudget({ maxCount: this.config.maxInFlight, maxBytes: this.config.maxInFlightBytes }, (n) => this.telemetry.setInFlight(n));
   }
 
   get state(): ComponentState {
@@ -116,6 +121,9 @@ export class StorageComponent {
 
   async #start(): Promise<void> {
     this.#state = "starting";
+    this.#abandon = new AbortController();
+    // Every store call in flight listens to it: hundreds at once are expected, not a leak.
+    setMaxListeners(0, this.#abandon.signal);
     const config = this.config;
     try {
       const nc = (this.#nc = this.#options.nc ?? (await this.#connect()));
@@ -123,11 +131,12 @@ export class StorageComponent {
       const store = this.#store;
       const events = new EventPublisher(nc, config.events.subject, config.name);
       const archive = createArchiveFn(store, config.keyPrefix, this.#options.archiving);
-      const common = { config, events, telemetry: this.telemetry, inFlight: this.#inFlight, logger: this.#logger, archive };
+      const common = { config, store, events, telemetry: this.telemetry, budget: this.#budget, logger: this.#logger, archive, abandon: this.#abandon.signal };
+      const maxPayload = () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
       const api = new ApiHandler({
         ...common,
-        store,
-        maxPayload: () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
+        maxPayload,
+        streams: new StreamHandler({ ...common, nc, maxPayload }),
         // Requests delivered before intake stopped are still served while stopping (that is the drain).
         stopping: () => this.#state === "stopped",
       });
@@ -143,6 +152,14 @@ export class StorageComponent {
       await this.#writePort.start();
       // Subscriptions are sent asynchronously: once the server has them, requests find us.
       await nc.flush();
+      if (config.claims.ttlMs !== undefined) {
+        const { prefix, ttlMs, expireIntervalMs: intervalMs } = config.claims;
+        this.#claimExpiry = startClaimExpiry({ store, instance: config.name, prefix, ttlMs, intervalMs, logger: this.#logger });
+      }
+      if (config.mirrors.length > 0) this.#mirrors = startMirrors({ store, mirrors: config.mirrors, registry: this.telemetry.registry, logger: this.#logger });
+      if (config.retention.length > 0) {
+        this.#retention = startRetention({ store, rules: config.retention, intervalMs: config.retentionIntervalMs, component: config.name, registry: this.telemetry.registry, logger: this.#logger });
+      }
       if (config.metricsPort !== undefined) {
         this.#metricsServer = await startMetricsServer(this.telemetry.registry, config.metricsHost, config.metricsPort);
       }
@@ -152,7 +169,7 @@ export class StorageComponent {
         api: config.api.subject,
         write: `${config.write.subject} (${config.write.type})`,
         events: config.events.subject,
-        store: redactUrl(config.store),
+        store: shownStoreUrl(config.store),
         metrics: this.#metricsServer?.url,
       });
     } catch (err) {
@@ -163,12 +180,15 @@ export class StorageComponent {
   }
 
   async #connect(): Promise<NatsConnection> {
+    const n = this.config.nats;
+    const tls = n.tls && { caFile: n.tls.caFile, certFile: n.tls.certFile, keyFile: n.tls.keyFile, handshakeFirst: n.tls.handshakeFirst };
+    const options = { servers: n.servers, name: n.connectionName ?? `stowage-${this.config.name}`, user: n.user, pass: n.pass, token: n.token, nkeySeed: n.nkeySeed, credsFile: n.credsFile, tls };
     try {
-      return await connect(natsConnectionOptions(this.config));
+      return await connectNats(options, "start");
     } catch (cause) {
       if (cause instanceof StorageError) throw cause;
       // The client's message may echo the URL; name the servers ourselves, redacted.
-      throw new StorageError("transient", `cannot connect to NATS at ${redactedServers(this.config)}: ${cause instanceof Error ? cause.name : "error"}`, { op: "start", cause });
+      throw new StorageError("transient", `cannot connect to NATS at ${redactedServers(n.servers)}: ${cause instanceof Error ? cause.name : "error"}`, { op: "start", cause });
     }
   }
 
@@ -213,20 +233,27 @@ export class StorageComponent {
     if (this.#state === "stopped") return;
     const deadline = Date.now() + timeoutMs;
     this.#state = "stopping";
-    this.#logger.info("stopping", { inFlight: this.#inFlight.count, timeoutMs });
+    this.#logger.info("stopping", { inFlight: this.#budget.count, timeoutMs });
     const left = () => Math.max(0, deadline - Date.now());
     const intake = Promise.allSettled([this.#service?.stop(), this.#writePort?.stopIntake()]);
     await Promise.race([intake, sleep(left())]);
-    const drained = await Promise.race([this.#inFlight.idle().then(() => true), sleep(left()).then(() => false)]);
-    if (!drained) this.#logger.warn("stop: gave up waiting for work in flight", { inFlight: this.#inFlight.count, timeoutMs });
-    await this.#release();
+    const drained = await Promise.race([this.#budget.idle().then(() => true), sleep(left()).then(() => false)]);
+    if (!drained) {
+      this.#logger.warn("stop: gave up waiting for work in flight", { inFlight: this.#budget.count, timeoutMs });
+      // The store calls still running are told to give up, so they settle before the store closes.
+      this.#abandon.abort(new StorageError("transient", "the component is stopping", { op: "stop" }));
+    }
+    await this.#release(drained ? undefined : 1000);
     this.telemetry.health.stopped();
     this.#state = "stopped";
     this.#logger.info("stopped", { drained });
   }
 
-  /** Releases whatever start acquired (also after a failed start). */
-  async #release(): Promise<void> {
+  /**
+   * Releases whatever start acquired (also after a failed start). `closeWithinMs`: how long the
+   * store may take to close when work was abandoned in it (a hung backend may never finish).
+   */
+  async #release(closeWithinMs?: number): Promise<void> {
     const service = this.#service;
     this.#service = undefined;
     await service?.stop().catch(() => undefined);
@@ -236,10 +263,20 @@ export class StorageComponent {
     const metrics = this.#metricsServer;
     this.#metricsServer = undefined;
     await metrics?.close();
+    const expiry = this.#claimExpiry;
+    this.#claimExpiry = undefined;
+    await expiry?.stop();
+    const moves = [this.#mirrors, this.#retention];
+    this.#mirrors = this.#retention = undefined;
+    await Promise.allSettled(moves.map((m) => m?.stop()));
     // The store first: it may be using the component's connection.
     const store = this.#store;
     this.#store = undefined;
-    if (store && this.#ownsStore) await store.close().catch((err: unknown) => this.#logger.warn("closing the store failed", { error: String(err) }));
+    if (store && this.#ownsStore) {
+      const closing = store.close().catch((err: unknown) => this.#logger.warn("closing the store failed", { error: String(err) }));
+      const closed = closeWithinMs === undefined ? await closing.then(() => true) : await Promise.race([closing.then(() => true), sleep(closeWithinMs).then(() => false)]);
+      if (!closed) this.#logger.warn("stop: the store did not close in time (work abandoned in it); going on", { waitedMs: closeWithinMs });
+    }
     const nc = this.#nc;
     this.#nc = undefined;
     if (nc && !nc.isClosed()) {
@@ -268,7 +305,10 @@ export class StorageComponent {
   health(): Health {
     const nc = this.#nc;
     const storeOpen = this.#store !== undefined && (this.#store as { closed?: boolean }).closed !== true;
-    return this.telemetry.health.report(this.#state, nc !== undefined && !nc.isClosed(), storeOpen);
+    const health = this.telemetry.health.report(this.#state, nc !== undefined && !nc.isClosed(), storeOpen);
+    if (this.#mirrors) health.mirrors = this.#mirrors.report();
+    if (this.#retention) health.retention = this.#retention.report();
+    return health;
   }
 
   /** Rates over the last minute (messages/s, bytes/s, errors/s, error rate) and totals. */
@@ -287,13 +327,62 @@ export class StorageComponent {
   }
 }
 
-/** JSON lines on stderr: `{"time":…,"level":"info","component":"objectstore","msg":"started",…}`. */
-export function stderrLogger(component: string): Logger {
-  const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, component, msg, ...fields })}\n`);
-  };
-  return { info: write("info"), warn: write("warn"), error: write("error") };
+/**
+ * Whether a `nats://`/`tls://` store rides on the component's own NATS connection (`true`)
+ * rather than opening its own.
+ *
+ * It does when the store URL adds nothing to what `nats` already says: no server of its own
+ * (`nats:///BUCKET`) or one of `nats.servers` (compared as written: host and port, port 4222
+ * when absent), and no credentials or TLS files of its own. The store then inherits the
+ * component's whole server list (so it fails over with it and starts when any listed server
+ * is up) and its credentials and TLS. A URL naming another server, or other credentials,
+ * means a different NATS system or identity for the data: the store connects on its own, as
+ * the URL says.
+ */
+export function sharesComponentConnection(config: ComponentConfig): boolean {
+  let url: URL;
+  try {
+    url = new URL(config.store);
+  } catch {
+    return false; // openStore reports the bad URL
+  }
+  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  if (scheme !== "nats" && scheme !== "tls") return false;
+  if (url.username !== "" || url.password !== "") return false;
+  if (CONNECTION_PARAMS.some((p) => url.searchParams.has(p))) return false;
+  // tls:// asks for an encrypted connection: only share one that is.
+  if (scheme === "tls" && config.nats.tls === undefined && !config.nats.servers.some((s) => /^tls:\/\//i.test(s))) return false;
+  if (url.host === "") return true;
+  const target = hostPort(url);
+  return config.nats.servers.some((server) => serverHostPort(server) === target);
 }
 
-/** A logger that drops everything (tests, embedding without logs). */
-export const silentLogger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+/** Query parameters of a NATS store URL that set who or how the store connects. */
+const CONNECTION_PARAMS = ["token", "nkey", "creds", "caFile", "certFile", "keyFile", "name"] as const;
+
+function serverHostPort(server: string): string | undefined {
+  try {
+    return hostPort(new URL(server.includes("://") ? server : `nats://${server}`));
+  } catch {
+    return undefined;
+  }
+}
+
+function hostPort(url: URL): string {
+  return `${url.hostname.toLowerCase()}:${url.port === "" ? "4222" : url.port}`;
+}
+
+/**
+ * The store URL for the log: as the operator wrote it (`file:./data`, not `file:///data`), or
+ * redacted when it holds a secret.
+ */
+function shownStoreUrl(store: string): string {
+  const redacted = redactUrl(store);
+  let normalized: string | undefined;
+  try {
+    normalized = new URL(store).href;
+  } catch {
+    // Unparseable: only the redacted form is safe.
+  }
+  return redacted === normalized ? store : redacted;
+}

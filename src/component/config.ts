@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { StorageError } from "../errors.js";
+import { keyProblem } from "../keys.js";
 import { DURATION_PATTERN, parseDuration, parseSize, SIZE_PATTERN } from "../internal/units.js";
 
 /** The api actions; each is also a NATS micro-service endpoint `<api subject>.<action>`. */
@@ -61,7 +62,7 @@ const eventsPort = z
   })
   .strict();
 
-/** The JSON configuration file, as validated. Snake case, like the seed's component config. */
+/** The JSON configuration file, as validated. Snake case, like the Go component's config. */
 export const configSchema = z
   .object({
     name: z.string().regex(NAME, "must be 1-64 characters of A-Z a-z 0-9 _ -").default("objectstore").describe("component and micro-service name; subjects default to storage.<name>.*"),
@@ -96,7 +97,7 @@ export const configSchema = z
       })
       .strict()
       .optional()
-      .describe("like the seed's port config; a port left out gets its default"),
+      .describe("like the Go component's port config; a port left out gets its default"),
     data_cache: z
       .object({
         enabled: z.boolean().default(false),
@@ -122,7 +123,15 @@ export const configSchema = z
       .prefault({})
       .describe("per-request deadline per action; a request over it is answered with a transient error"),
     max_value_size: size.optional().describe("largest value the api and write ports accept (default: what fits one NATS message)"),
-    max_in_flight: z.number().int().positive().default(256).describe("requests handled at once; more are answered with a transient 'busy' error"),
+    max_in_flight: z
+      .number()
+      .int()
+      .positive()
+      .default(256)
+      .describe("requests and write-port messages in flight at once, counted until the store has finished with them (a request answered 'timed out' still counts); more are answered with a transient 'busy' error"),
+    max_in_flight_bytes: size
+      .default("64MiB")
+      .describe("payload bytes in flight at once, counted like max_in_flight; more are answered 'busy' (a single larger request still runs when nothing else is in flight)"),
     queue_group: z.string().regex(NAME, "must be 1-64 characters of A-Z a-z 0-9 _ -").default("stowage").describe("instances sharing this group share the api and write subjects"),
     write: z
       .object({
@@ -132,13 +141,61 @@ export const configSchema = z
         replicas: z.number().int().min(1).max(5).optional().describe("jetstream mode: replicas of the stream when the component creates it (default: the server's, 1); an existing stream is left as it is"),
         storage: z.enum(["file", "memory"]).optional().describe("jetstream mode: storage of the stream when the component creates it (default file); an existing stream is left as it is"),
         durable: z.string().regex(NAME).optional().describe("jetstream mode; default stowage-<name>"),
-        max_deliver: z.number().int().min(1).max(1000).default(5).describe("deliveries before a failing message goes to the dead-letter subject"),
+        max_deliver: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(5)
+          .describe("failures caused by a message (the store otherwise healthy) before it goes to the dead-letter stream; a store outage pauses the port instead"),
         backoff: z.array(duration).min(1).default(["1s", "5s", "30s"]).describe("redelivery delay after the 1st, 2nd... failure (the last repeats)"),
         ack_wait: duration.default("30s"),
         dead_letter_subject: subject.optional().describe("default storage.<name>.write.dead"),
+        dead_letter_stream: z
+          .string()
+          .regex(NAME)
+          .optional()
+          .describe("jetstream mode: the stream that keeps dead letters, created (capturing dead_letter_subject) when no stream captures that subject; default STOWAGE_<NAME>_DEAD"),
       })
       .strict()
       .prefault({}),
+    claims: z
+      .object({
+        prefix: z.string().min(1).default("claims/").describe("claims (streamed puts with claim: true, and expiry) live under this key prefix, ending with /"),
+        ttl: duration.optional().describe('delete claims older than this under prefix, on a schedule (e.g. "7d"); absent: no expiry'),
+        expire_interval: duration.default("10m").describe("how often expiry runs when ttl is set"),
+      })
+      .strict()
+      .prefault({})
+      .describe("the claim check: claims uploaded through the component and their expiry (docs/claims.md)"),
+    mirror: z
+      .array(
+        z
+          .object({
+            to: z.string().min(1).describe("destination store URL (s3://..., postgres://...); may hold secrets, never logged"),
+            prefix: z.string().default("").describe("mirror the keys starting with this (default: all)"),
+            to_prefix: z.string().optional().describe("put them under this prefix in the destination (default: the same keys)"),
+            deletes: z.boolean().default(false).describe("delete from the destination what is deleted here"),
+            name: z.string().regex(NAME, "must be 1-64 characters of A-Z a-z 0-9 _ -").optional().describe("names its checkpoint (.stowage/mirror/<name> in the destination) and its lag metric; default <component name>-<index>"),
+            interval: duration.default("5s").describe("for a store without a change feed (file:): how often it is listed"),
+          })
+          .strict(),
+      )
+      .default([])
+      .describe("keep other stores in step with this one (docs/move.md); lag in health and stowage_mirror_lag_seconds"),
+    retention: z
+      .array(
+        z
+          .object({
+            prefix: z.string().describe("delete keys under this prefix..."),
+            max_age: duration.describe('...last modified longer ago than this, e.g. "30d"'),
+            time_ordered_keys: z.boolean().default(false).describe("keys sort by write time (the archiver's): stop at the first younger key"),
+          })
+          .strict(),
+      )
+      .default([])
+      .describe("age out local data: prune runs at start and every retention_interval; the last run is in health"),
+    retention_interval: duration.default("1h").describe("how often retention runs"),
     metrics_port: z.number().int().min(0).max(65535).optional().describe("serve Prometheus metrics at http://127.0.0.1:<port>/metrics (0: any free port)"),
     metrics_host: z.string().default("127.0.0.1"),
   })
@@ -180,6 +237,8 @@ export interface ComponentConfig {
   /** Largest value accepted, bytes; undefined: bounded by the server's max_payload. */
   maxValueBytes: number | undefined;
   maxInFlight: number;
+  /** Payload bytes in flight at once. */
+  maxInFlightBytes: number;
   queueGroup: string;
   jetstream: {
     stream: string;
@@ -193,8 +252,17 @@ export interface ComponentConfig {
     backoffMs: number[];
     ackWaitMs: number;
     deadLetterSubject: string;
+    /** The stream created for dead letters when none captures the subject. */
+    deadLetterStream: string;
   };
   keyPrefix: string;
+  /** Claims: their key prefix, and (when `ttlMs` is set) how old they get before expiry deletes them. */
+  claims: { prefix: string; ttlMs: number | undefined; expireIntervalMs: number };
+  /** Mirrors of the store; `to` may hold secrets, never log it (use `redactUrl`). */
+  mirrors: { name: string; to: string; prefix: string; toPrefix: string | undefined; deletes: boolean; intervalMs: number }[];
+  /** Retention rules: keys under `prefix` older than `maxAgeMs` are pruned every `retentionIntervalMs`. */
+  retention: { prefix: string; maxAgeMs: number; timeOrderedKeys: boolean }[];
+  retentionIntervalMs: number;
   metricsPort: number | undefined;
   metricsHost: string;
 }
@@ -259,6 +327,7 @@ export function resolveConfig(input: unknown): ComponentConfig {
     timeoutsMs: Object.fromEntries(ACTIONS.map((a) => [a, timeouts[a] === undefined ? defaultTimeout : parseDuration(timeouts[a])!])) as Record<Action, number>,
     maxValueBytes: c.max_value_size === undefined ? undefined : parseSize(c.max_value_size),
     maxInFlight: c.max_in_flight,
+    maxInFlightBytes: parseSize(c.max_in_flight_bytes)!,
     queueGroup: c.queue_group,
     jetstream: {
       stream: c.write.stream ?? `STOWAGE_${c.name.toUpperCase()}`,
@@ -270,16 +339,47 @@ export function resolveConfig(input: unknown): ComponentConfig {
       backoffMs: c.write.backoff.map((d) => parseDuration(d)!),
       ackWaitMs: parseDuration(c.write.ack_wait)!,
       deadLetterSubject: c.write.dead_letter_subject ?? `${base}.write.dead`,
+      deadLetterStream: c.write.dead_letter_stream ?? `STOWAGE_${c.name.toUpperCase()}_DEAD`,
     },
     keyPrefix: c.write.key_prefix,
+    claims: {
+      prefix: c.claims.prefix,
+      ttlMs: c.claims.ttl === undefined ? undefined : parseDuration(c.claims.ttl),
+      expireIntervalMs: parseDuration(c.claims.expire_interval)!,
+    },
+    mirrors: c.mirror.map((m, i) => ({ name: m.name ?? `${c.name}-${i}`, to: m.to, prefix: m.prefix, toPrefix: m.to_prefix, deletes: m.deletes, intervalMs: parseDuration(m.interval)! })),
+    retention: c.retention.map((r) => ({ prefix: r.prefix, maxAgeMs: parseDuration(r.max_age)!, timeOrderedKeys: r.time_ordered_keys })),
+    retentionIntervalMs: parseDuration(c.retention_interval)!,
     metricsPort: c.metrics_port,
     metricsHost: c.metrics_host,
   };
   checkSubjects(config);
+  if (config.jetstream.deadLetterStream === config.jetstream.stream) {
+    throw new StorageError("invalid", `bad configuration: write.dead_letter_stream: must differ from the write stream ${config.jetstream.stream}`, { op: "config" });
+  }
+  if (!config.claims.prefix.endsWith("/") || keyProblem(`${config.claims.prefix}x`) !== undefined) {
+    throw new StorageError("invalid", 'bad configuration: claims.prefix: must be a key prefix ending with "/" (like "claims/")', { op: "config" });
+  }
+  if (config.claims.expireIntervalMs < 1000) {
+    throw new StorageError("invalid", "bad configuration: claims.expire_interval: must be at least 1s", { op: "config" });
+  }
+  checkMoves(config);
   if (config.nats.pass !== undefined && config.nats.user === undefined) {
     throw new StorageError("invalid", "bad configuration: nats.pass: needs nats.user", { op: "config" });
   }
   return config;
+}
+
+function checkMoves(config: ComponentConfig): void {
+  const names = new Set<string>();
+  config.mirrors.forEach((m, i) => {
+    if (names.has(m.name)) throw new StorageError("invalid", `bad configuration: mirror[${i}].name: ${m.name} is used twice (it names the checkpoint)`, { op: "config" });
+    names.add(m.name);
+    if (m.intervalMs < 100) throw new StorageError("invalid", `bad configuration: mirror[${i}].interval: must be at least 100ms`, { op: "config" });
+  });
+  if (config.retention.length > 0 && config.retentionIntervalMs < 1000) {
+    throw new StorageError("invalid", "bad configuration: retention_interval: must be at least 1s", { op: "config" });
+  }
 }
 
 function checkSubjects(config: ComponentConfig): void {

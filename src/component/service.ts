@@ -2,7 +2,7 @@
  * Registration as a NATS micro service (`@nats-io/services`), so `nats micro ls`, `$SRV.PING`,
  * `$SRV.INFO` and `$SRV.STATS` find the component. Endpoints (all in the component's queue group):
  *
- * - `api` on the api subject itself (`storage.<name>.api`): the seed's JSON requests, the
+ * - `api` on the api subject itself (`storage.<name>.api`): the Go component's JSON requests, the
  *   action in the body (or a `Stowage-Action` header in raw mode);
  * - one endpoint per action on `<api subject>.<action>` (`storage.<name>.api.get`...): the
  *   same requests, the action implied by the subject;

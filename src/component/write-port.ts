@@ -3,19 +3,28 @@
  * announced on the events port. Two modes:
  *
  * - `subscribe`: a core NATS queue subscription. Fast, but messages sent while no instance
- *   runs are lost (the seed's behaviour).
+ *   runs are lost, and so is a message the store fails (it is logged and counted).
  * - `jetstream`: a durable pull consumer on a stream that captures the write subject (created
- *   when missing). A message is acknowledged only after the store took it; a failure is
- *   redelivered after a backoff delay (`nak(delay)`); after `max_deliver` deliveries, or at
- *   once for an input no retry can fix (kind `invalid`/`unsupported`), it is published to the
- *   dead-letter subject and terminated. Messages published while the component is down wait
- *   in the stream.
+ *   when missing). A message is acknowledged only after the store took it. When a message
+ *   fails, the port asks the store whether it is otherwise healthy (a `stat` of a probe key):
+ *   - the store is down: the message goes back without counting against it, and consumption
+ *     pauses until a probe succeeds again (an outage never uses up delivery attempts);
+ *   - the store is healthy, or the message is one no retry can fix (kind `invalid` /
+ *     `unsupported`): the failure is the message's. After `max_deliver` of those (at once for
+ *     invalid/unsupported) it is published to the dead-letter subject, which a JetStream stream
+ *     keeps (created when no stream captures the subject), and terminated; before that it is
+ *     redelivered after a backoff delay.
  *
- * Keys: a message with an id (the `Nats-Msg-Id` header, else a top-level JSON `id` string or
- * number, else in jetstream mode `<stream>-<sequence>`) is stored under
- * `<key_prefix>/YYYY/MM/DD/HH/<id>`, with the hour taken from the stream's timestamp in
- * jetstream mode, so a redelivered message lands on the same key instead of a second one.
- * Other messages get the archiver's key generator.
+ * Keys come from the message's identity, never from its payload: its `Nats-Msg-Id` header,
+ * else in jetstream mode `<stream>-<sequence>`, stored under `<key_prefix>/YYYY/MM/DD/HH/<id>`
+ * (the hour from the stream's timestamp in jetstream mode), so a redelivered message lands on
+ * the key of its first delivery. A message without identity (subscribe mode, no Msg-Id) gets
+ * the archiver's key generator.
+ *
+ * Every message holds its share of the {@link WorkBudget} until its store call has settled. The
+ * jetstream port waits for room before taking the next message; the subscribe port cannot push
+ * back, so its messages wait in a queue bounded by `max_in_flight_bytes`, and one that finds
+ * the queue full is dropped (logged and counted).
  */
 import {
   AckPolicy,
@@ -26,27 +35,33 @@ import {
   jetstream,
   jetstreamManager,
   type ConsumerMessages,
+  type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
 import { Match, headers as natsHeaders, nanos, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { hourBucket } from "../archive/time-key.js";
 import { toSegment } from "../archive/segments.js";
-import { StorageError, isAbortError } from "../errors.js";
-import type { ArchiveFn, Logger } from "./api.js";
+import { StorageError, isStorageError } from "../errors.js";
+import { sleep } from "../internal/signal.js";
+import type { Store } from "../types.js";
+import type { ArchiveFn } from "./api.js";
+import { withDeadline, type Lease, type WorkBudget } from "./budget.js";
 import { asJsonText, plainBytes, rawMetadata } from "./codec.js";
 import type { ComponentConfig } from "./config.js";
 import type { EventPublisher } from "./events.js";
-import type { InFlight } from "./in-flight.js";
-import type { Telemetry } from "./telemetry.js";
+import type { Logger, Telemetry } from "./telemetry.js";
 
 export interface WritePortDeps {
   nc: NatsConnection;
   config: ComponentConfig;
+  store: Store;
   archive: ArchiveFn;
   events: EventPublisher;
   telemetry: Telemetry;
-  inFlight: InFlight;
+  budget: WorkBudget;
   logger: Logger;
+  /** Aborts when a stop gives up waiting for work in flight. */
+  abandon: AbortSignal;
 }
 
 /** Headers a dead-lettered message carries besides its own. */
@@ -54,7 +69,10 @@ export const DEAD_LETTER_HEADERS = {
   subject: "Stowage-Original-Subject",
   stream: "Stowage-Stream",
   sequence: "Stowage-Stream-Sequence",
+  /** Deliveries of the message, outages included. */
   deliveries: "Stowage-Deliveries",
+  /** Failures counted against the message (`max_deliver` of them, or 1 for an invalid one). */
+  failures: "Stowage-Failures",
   errorKind: "Stowage-Error-Kind",
   error: "Stowage-Error",
 } as const;
@@ -69,47 +87,41 @@ export function createWritePort(deps: WritePortDeps): WritePort {
   return deps.config.write.type === "jetstream" ? new JetStreamWritePort(deps) : new SubscribeWritePort(deps);
 }
 
-/** Where a message came from, for its key. */
-interface Origin {
+/** A message as the port received it. */
+interface Incoming {
   data: Uint8Array;
   headers: MsgHdrs | undefined;
   /** When the message was stored (stream) or received. */
   time: Date;
-  /** An id when nothing in the message gives one (jetstream: stream-sequence). */
-  fallbackId?: string;
+  /** Jetstream mode: `<stream>-<sequence>`, the identity of a message without a Msg-Id. */
+  streamId?: string;
 }
 
-/** Stores one message through the archiver and announces it; resolves to the key. */
-async function storeMessage(deps: WritePortDeps, origin: Origin): Promise<string> {
+/** The key a message's identity gives, or undefined (the archiver's key generator decides). */
+function messageKey(config: ComponentConfig, message: Pick<Incoming, "headers" | "time" | "streamId">): string | undefined {
+  const id = message.headers?.get("Nats-Msg-Id", Match.IgnoreCase) || message.streamId;
+  return id ? `${config.keyPrefix}/${hourBucket(message.time)}/${toSegment(id)}` : undefined;
+}
+
+/** Starts storing one message through the archiver (announcing it once stored); resolves to the key. */
+async function storeMessage(deps: WritePortDeps, message: Incoming): Promise<string> {
   const { config } = deps;
-  const jsonText = asJsonText(origin.data);
-  const id = messageId(origin.headers, jsonText) ?? origin.fallbackId;
-  const segment = id === undefined ? undefined : toSegment(id);
-  const key = segment === undefined ? undefined : `${config.keyPrefix}/${hourBucket(origin.time)}/${segment}`;
-  const metadata = origin.headers ? rawMetadata(origin.headers) : undefined;
-  const timeoutMs = config.timeoutsMs.store;
-  const signal = AbortSignal.timeout(timeoutMs);
-  if (config.maxValueBytes !== undefined && origin.data.byteLength > config.maxValueBytes) {
-    throw new StorageError("invalid", `message is ${origin.data.byteLength} bytes, over max_value_size ${config.maxValueBytes}`, { op: "write", key });
+  const key = messageKey(config, message);
+  if (config.maxValueBytes !== undefined && message.data.byteLength > config.maxValueBytes) {
+    throw new StorageError("invalid", `message is ${message.data.byteLength} bytes, over max_value_size ${config.maxValueBytes}`, { op: "write", key });
   }
-  try {
-    const stored = await deps.archive({ bytes: plainBytes(origin.data), json: jsonText !== undefined }, { key, metadata, signal });
-    deps.events.publish("stored", stored, metadata);
-    return stored;
-  } catch (err) {
-    if (signal.aborted && isAbortError(err, signal)) throw new StorageError("transient", `timed out after ${timeoutMs} ms (timeouts.store)`, { op: "write", key, cause: err });
-    throw err;
-  }
+  const metadata = message.headers ? rawMetadata(message.headers) : undefined;
+  const json = asJsonText(message.data) !== undefined;
+  const stored = await deps.archive({ bytes: plainBytes(message.data), json }, { key, metadata, signal: deps.abandon });
+  deps.events.publish("stored", stored, metadata);
+  return stored;
 }
 
-function messageId(headers: MsgHdrs | undefined, jsonText: string | undefined): string | undefined {
-  const header = headers?.get("Nats-Msg-Id", Match.IgnoreCase);
-  if (header) return header;
-  if (jsonText === undefined || !jsonText.trimStart().startsWith("{")) return undefined;
-  const id = (JSON.parse(jsonText) as { id?: unknown }).id;
-  if (typeof id === "string" && id !== "") return id;
-  if (typeof id === "number" && Number.isFinite(id)) return String(id);
-  return undefined;
+/** Stores a message within `timeouts.store`; the lease is released when the store call settles. */
+async function storeWithin(deps: WritePortDeps, message: Incoming, lease: Lease): Promise<void> {
+  const work = storeMessage(deps, message);
+  work.then(lease.release, lease.release);
+  await withDeadline(work, deps.config.timeoutsMs.store, { op: "write", setting: "timeouts.store" });
 }
 
 function classify(err: unknown): StorageError {
@@ -120,6 +132,8 @@ function classify(err: unknown): StorageError {
 class SubscribeWritePort implements WritePort {
   readonly #deps: WritePortDeps;
   #sub: Subscription | undefined;
+  #dropped = 0;
+  #loggedAt = 0;
 
   constructor(deps: WritePortDeps) {
     this.#deps = deps;
@@ -137,19 +151,26 @@ class SubscribeWritePort implements WritePort {
   }
 
   async #handle(data: Uint8Array, headers: MsgHdrs | undefined): Promise<void> {
-    const { inFlight, telemetry, logger } = this.#deps;
+    const { budget, telemetry, logger } = this.#deps;
     const started = performance.now();
-    inFlight.enter();
     try {
-      await storeMessage(this.#deps, { data, headers, time: new Date() });
+      const waiting = budget.queue(data.byteLength);
+      if (!waiting) throw budget.busy("write");
+      const lease = await waiting;
+      await storeWithin(this.#deps, { data, headers, time: new Date() }, lease);
       telemetry.record("write", data.byteLength, 0, (performance.now() - started) / 1000);
     } catch (err) {
       const error = classify(err);
       telemetry.record("write", data.byteLength, 0, (performance.now() - started) / 1000, { kind: error.kind, message: error.message });
-      // Fire-and-forget has no one to tell: the log and the health report are all there is.
-      logger.warn("write port: message not stored (subscribe mode drops it)", { kind: error.kind, error: error.message });
-    } finally {
-      inFlight.leave();
+      // Fire-and-forget has no one to tell: the log and the health report are all there is
+      // (one line a second at most, so a flood behind a hung store does not flood the log too).
+      this.#dropped++;
+      const now = Date.now();
+      if (now - this.#loggedAt >= 1000) {
+        logger.warn("write port: messages not stored (subscribe mode drops them)", { dropped: this.#dropped, kind: error.kind, error: error.message });
+        this.#dropped = 0;
+        this.#loggedAt = now;
+      }
     }
   }
 
@@ -160,11 +181,22 @@ class SubscribeWritePort implements WritePort {
   }
 }
 
+/** Most message-caused failure counts kept (for messages being redelivered); the oldest go first. */
+const MAX_TRACKED_FAILURES = 10_000;
+/** Longest pause between two probes of a store that is down. */
+const MAX_PROBE_DELAY_MS = 5000;
+
 class JetStreamWritePort implements WritePort {
   readonly #deps: WritePortDeps;
+  readonly #stop = new AbortController();
   #messages: ConsumerMessages | undefined;
   #loop: Promise<void> | undefined;
-  #stopping = false;
+  /** Failures counted against each message being redelivered, by stream sequence. */
+  readonly #failures = new Map<number, number>();
+  /** Set while the store is down: resolves once a probe succeeds again. */
+  #outage: Promise<void> | undefined;
+  /** The probe running now, shared by every message that failed meanwhile. */
+  #probe: Promise<boolean> | undefined;
 
   constructor(deps: WritePortDeps) {
     this.#deps = deps;
@@ -175,6 +207,7 @@ class JetStreamWritePort implements WritePort {
     const { stream, durable } = config.jetstream;
     const jsm = await jetstreamManager(nc);
     await this.#ensureStream(jsm);
+    await this.#ensureDeadLetterStream(jsm);
     try {
       await jsm.consumers.info(stream, durable);
     } catch (err) {
@@ -185,28 +218,48 @@ class JetStreamWritePort implements WritePort {
         deliver_policy: DeliverPolicy.All,
         filter_subject: config.write.subject,
         ack_wait: nanos(config.jetstream.ackWaitMs),
-        // Unlimited on the server: the port counts deliveries itself and dead-letters, so a
+        // Unlimited on the server: the port counts failures itself and dead-letters, so a
         // message whose last delivery died with the process is still redelivered, not dropped.
         max_deliver: -1,
         max_ack_pending: config.maxInFlight,
       });
     }
     const consumer = await jetstream(nc).consumers.get(stream, durable);
-    const messages = await consumer.consume({ max_messages: Math.min(config.maxInFlight, 256) });
-    this.#messages = messages;
+    const batch = Math.min(config.maxInFlight, 256);
+    this.#messages = await consumer.consume({ max_messages: batch });
     this.#loop = (async () => {
-      for await (const m of messages) {
-        if (this.#stopping) {
-          // Pulled but not started: hand it back at once rather than after ack_wait.
-          m.nak();
-          continue;
-        }
-        void this.#handle(m);
+      while (!this.#stop.signal.aborted) {
+        // Paused while the store is down.
+        await this.#outage;
+        const messages = this.#messages ?? (await consumer.consume({ max_messages: batch }));
+        this.#messages = messages;
+        if (!this.#paused()) await this.#take(messages);
+        this.#messages = undefined;
+        await messages.close().catch(() => undefined);
       }
     })().catch((err: unknown) => this.#deps.logger.error("write port consumer stopped", { error: err instanceof Error ? err.message : String(err) }));
   }
 
-  async #ensureStream(jsm: Awaited<ReturnType<typeof jetstreamManager>>): Promise<void> {
+  /** Hands each message to #handle once the budget has room for it; ends when the messages are closed. */
+  async #take(messages: ConsumerMessages): Promise<void> {
+    for await (const m of messages) {
+      let lease: Lease | undefined;
+      if (!this.#paused()) lease = await this.#deps.budget.enter(m.data.byteLength, this.#stop.signal).catch(() => undefined);
+      if (!lease || this.#paused()) {
+        // Pulled but not started: hand it back at once rather than after ack_wait.
+        lease?.release();
+        m.nak(this.#paused() && !this.#stop.signal.aborted ? this.#deps.config.jetstream.backoffMs[0] : undefined);
+        continue;
+      }
+      void this.#handle(m, lease);
+    }
+  }
+
+  #paused(): boolean {
+    return this.#stop.signal.aborted || this.#outage !== undefined;
+  }
+
+  async #ensureStream(jsm: JetStreamManager): Promise<void> {
     const { config, logger } = this.#deps;
     const { stream, createStream, replicas, storage } = config.jetstream;
     try {
@@ -228,10 +281,26 @@ class JetStreamWritePort implements WritePort {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
     }
     if (!createStream) throw new StorageError("fatal", `write port: stream ${stream} does not exist and write.create_stream is false`, { op: "start" });
+    await this.#addStream(jsm, stream, config.write.subject);
+    logger.info("write port: created stream", { stream, subject: config.write.subject, replicas: replicas ?? "server default", storage: storage ?? "file" });
+  }
+
+  /** Dead letters are kept by a stream: the one that captures the subject, else one created for it. */
+  async #ensureDeadLetterStream(jsm: JetStreamManager): Promise<void> {
+    const { config, logger } = this.#deps;
+    const { deadLetterSubject: subject, deadLetterStream: stream, createStream } = config.jetstream;
+    for await (const name of jsm.streams.names(subject)) if (name) return;
+    if (!createStream) throw new StorageError("fatal", `write port: no stream keeps the dead-letter subject ${subject} and write.create_stream is false: create one, or let the component create ${stream}`, { op: "start" });
+    await this.#addStream(jsm, stream, subject);
+    logger.info("write port: created the dead-letter stream", { stream, subject });
+  }
+
+  async #addStream(jsm: JetStreamManager, name: string, subject: string): Promise<void> {
+    const { replicas, storage } = this.#deps.config.jetstream;
     try {
       await jsm.streams.add({
-        name: stream,
-        subjects: [config.write.subject],
+        name,
+        subjects: [subject],
         ...(replicas === undefined ? {} : { num_replicas: replicas }),
         ...(storage === undefined ? {} : { storage: storage === "memory" ? StorageType.Memory : StorageType.File }),
       });
@@ -239,61 +308,115 @@ class JetStreamWritePort implements WritePort {
       if (!(err instanceof JetStreamApiError)) throw err;
       // The server's description says why (e.g. "replicas > 1 not supported in non-clustered mode").
       const settings = `replicas ${replicas ?? "default"}, storage ${storage ?? "default"}`;
-      throw new StorageError("fatal", `write port: cannot create stream ${stream} (${settings}): ${err.message}`, { op: "start", cause: err });
+      throw new StorageError("fatal", `write port: cannot create stream ${name} (${settings}): ${err.message}`, { op: "start", cause: err });
     }
-    logger.info("write port: created stream", { stream, subject: config.write.subject, replicas: replicas ?? "server default", storage: storage ?? "file" });
   }
 
-  async #handle(m: JsMsg): Promise<void> {
-    const { inFlight, telemetry, config, logger } = this.#deps;
+  async #handle(m: JsMsg, lease: Lease): Promise<void> {
+    const { telemetry, config, logger } = this.#deps;
     const started = performance.now();
-    inFlight.enter();
+    const sequence = m.info.streamSequence;
     try {
       const time = new Date(Number(m.info.timestampNanos / 1_000_000));
-      await storeMessage(this.#deps, { data: m.data, headers: m.headers, time, fallbackId: `${m.info.stream}-${m.info.streamSequence}` });
+      await storeWithin(this.#deps, { data: m.data, headers: m.headers, time, streamId: `${m.info.stream}-${sequence}` }, lease);
       m.ack();
+      this.#failures.delete(sequence);
       telemetry.record("write", m.data.byteLength, 0, (performance.now() - started) / 1000);
     } catch (err) {
       const error = classify(err);
       telemetry.record("write", m.data.byteLength, 0, (performance.now() - started) / 1000, { kind: error.kind, message: error.message });
-      const deliveries = m.info.deliveryCount;
       const hopeless = error.kind === "invalid" || error.kind === "unsupported";
-      if (hopeless || deliveries >= config.jetstream.maxDeliver) {
-        this.#deadLetter(m, error, deliveries);
+      if (!hopeless && !(await this.#storeHealthy())) {
+        // The store's failure, not the message's: it goes back uncounted while the port pauses.
+        m.nak(config.jetstream.backoffMs[0]);
+        return;
+      }
+      const failures = hopeless ? 1 : this.#countFailure(sequence);
+      if (hopeless || failures >= config.jetstream.maxDeliver) {
+        await this.#deadLetter(m, error, failures);
       } else {
         const backoff = config.jetstream.backoffMs;
-        const delay = backoff[Math.min(deliveries - 1, backoff.length - 1)]!;
-        logger.warn("write port: store failed, redelivering", { kind: error.kind, error: error.message, deliveries, delayMs: delay });
+        const delay = backoff[Math.min(failures - 1, backoff.length - 1)]!;
+        logger.warn("write port: message failed with the store healthy, redelivering", { kind: error.kind, error: error.message, failures, delayMs: delay });
         m.nak(delay);
       }
-    } finally {
-      inFlight.leave();
     }
   }
 
-  #deadLetter(m: JsMsg, error: StorageError, deliveries: number): void {
+  #countFailure(sequence: number): number {
+    const failures = (this.#failures.get(sequence) ?? 0) + 1;
+    this.#failures.delete(sequence);
+    this.#failures.set(sequence, failures);
+    if (this.#failures.size > MAX_TRACKED_FAILURES) this.#failures.delete(this.#failures.keys().next().value!);
+    return failures;
+  }
+
+  /** False while the store is down (and then the port pauses until a probe succeeds). */
+  async #storeHealthy(): Promise<boolean> {
+    if (this.#outage) return false;
+    this.#probe ??= this.#probeStore().finally(() => (this.#probe = undefined));
+    const healthy = await this.#probe;
+    if (!healthy && !this.#outage && !this.#stop.signal.aborted) this.#pause();
+    return healthy;
+  }
+
+  /** The store answers a `stat` of a probe key (found or not) within `timeouts.stat`. */
+  async #probeStore(): Promise<boolean> {
+    const { store, config, abandon } = this.#deps;
+    const probe = store.stat(`${config.keyPrefix}/stowage-probe`, { signal: abandon });
+    try {
+      await withDeadline(probe, config.timeoutsMs.stat, { op: "write", setting: "timeouts.stat" });
+      return true;
+    } catch (err) {
+      return isStorageError(err, "not_found");
+    }
+  }
+
+  /** Stops pulling messages and probes the store (backing off) until it answers again. */
+  #pause(): void {
+    const { logger, config } = this.#deps;
+    logger.warn("write port: the store is unavailable; pausing until it answers again", { stream: config.jetstream.stream });
+    void this.#messages?.close();
+    this.#outage = (async () => {
+      const delays = config.jetstream.backoffMs;
+      for (let attempt = 0; !this.#stop.signal.aborted; attempt++) {
+        await sleep(Math.min(delays[Math.min(attempt, delays.length - 1)]!, MAX_PROBE_DELAY_MS), this.#stop.signal).catch(() => undefined);
+        if (this.#stop.signal.aborted) break;
+        if (await this.#probeStore()) {
+          logger.info("write port: the store answers again; resuming", { stream: config.jetstream.stream, pausedProbes: attempt + 1 });
+          break;
+        }
+      }
+      this.#outage = undefined;
+    })();
+  }
+
+  /** Publishes the message to the dead-letter stream (acknowledged by it), then terminates it. */
+  async #deadLetter(m: JsMsg, error: StorageError, failures: number): Promise<void> {
     const { nc, config, logger } = this.#deps;
     const h = natsHeaders();
     for (const [name, values] of m.headers ?? []) for (const v of values) h.append(name, v);
     h.set(DEAD_LETTER_HEADERS.subject, m.subject);
     h.set(DEAD_LETTER_HEADERS.stream, m.info.stream);
     h.set(DEAD_LETTER_HEADERS.sequence, String(m.info.streamSequence));
-    h.set(DEAD_LETTER_HEADERS.deliveries, String(deliveries));
+    h.set(DEAD_LETTER_HEADERS.deliveries, String(m.info.deliveryCount));
+    h.set(DEAD_LETTER_HEADERS.failures, String(failures));
     h.set(DEAD_LETTER_HEADERS.errorKind, error.kind);
     h.set(DEAD_LETTER_HEADERS.error, error.message.replace(/[\r\n]+/g, " ").slice(0, 1000));
     try {
-      nc.publish(config.jetstream.deadLetterSubject, m.data, { headers: h });
+      await jetstream(nc).publish(config.jetstream.deadLetterSubject, m.data, { headers: h });
       m.term();
-      logger.warn("write port: message dead-lettered", { subject: config.jetstream.deadLetterSubject, kind: error.kind, deliveries });
+      this.#failures.delete(m.info.streamSequence);
+      logger.warn("write port: message dead-lettered", { subject: config.jetstream.deadLetterSubject, kind: error.kind, failures });
     } catch (err) {
-      // Could not dead-letter (connection closing): leave it to be redelivered.
+      // Could not dead-letter (connection closing, stream unavailable): leave it to be redelivered.
       logger.error("write port: dead-letter publish failed, redelivering", { error: err instanceof Error ? err.message : String(err) });
       m.nak(config.jetstream.backoffMs.at(-1));
     }
   }
 
   async stopIntake(): Promise<void> {
-    this.#stopping = true;
+    this.#stop.abort();
     const messages = this.#messages;
     this.#messages = undefined;
     if (messages) await messages.close().catch(() => undefined);
