@@ -27,25 +27,28 @@ export interface CliContext {
   readonly signal: AbortSignal | undefined;
   /** The store URL: `--store`, else `$STOWAGE_STORE`, else `file:./.stowage`. May hold secrets: print `redactUrl(...)` of it. */
   storeUrl(): string;
-  /** Opens the store named by {@link storeUrl}; the caller closes it. */
-  openStore(): Promise<Store>;
+  /**
+   * Opens the store named by {@link storeUrl}; the caller closes it. `readOnly`: create nothing
+   * (no bucket, table or directory); a missing one is `not_found`.
+   */
+  openStore(options?: { readOnly?: boolean }): Promise<Store>;
   /** Opens the store, runs `work`, and closes the store whatever happens. */
-  withStore<T>(work: (store: Store) => Promise<T>): Promise<T>;
+  withStore<T>(work: (store: Store) => Promise<T>, options?: { readOnly?: boolean }): Promise<T>;
   /** True when progress bars may be drawn (stderr is a terminal). */
   readonly interactive: boolean;
 }
 
 export function createContext(io: CliIo, globalStore: () => string | undefined): CliContext {
   const storeUrl = (): string => globalStore() ?? nonEmpty(io.env[STORE_ENV]) ?? DEFAULT_STORE_URL;
-  const open = (): Promise<Store> => openStore(storeUrl());
+  const open = (options: { readOnly?: boolean } = {}): Promise<Store> => openStore(storeUrl(), options.readOnly ? { create: false } : {});
   return {
     io,
     signal: io.signal,
     storeUrl,
     openStore: open,
     interactive: io.stderr.isTTY === true,
-    async withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
-      const store = await open();
+    async withStore<T>(work: (store: Store) => Promise<T>, options?: { readOnly?: boolean }): Promise<T> {
+      const store = await open(options);
       try {
         return await work(store);
       } finally {

@@ -18,9 +18,11 @@ export const EXIT = Object.freeze({
   unavailable: 4,
   /** The store cannot do this at all (e.g. `versions` on a store without history). */
   unsupported: 5,
+  /** The condition of a conditional write (`--if-match`, `--if-none-match`) did not hold. */
+  conflict: 6,
   /** The reader of stdout went away (`stowage get k | head -c1`), as `cat` dies of SIGPIPE. */
   brokenPipe: 141,
-  /** Interrupted by Ctrl-C (SIGINT). */
+  /** Interrupted by Ctrl-C (SIGINT) or SIGTERM. */
   interrupted: 130,
 });
 
@@ -34,7 +36,8 @@ export const EXIT_CODE_HELP = `Exit codes:
     3  not found (key or version)
     4  backend unavailable or timed out (transient; retry later)
     5  unsupported by this store (see its capabilities)
-  130  interrupted (Ctrl-C)
+    6  conflict: --if-match / --if-none-match did not hold, nothing changed
+  130  interrupted (Ctrl-C or SIGTERM)
   141  stdout closed early (as with SIGPIPE), nothing printed`;
 
 /** An error of the CLI itself (bad file argument, terminal as input) with its exit code. */
@@ -63,10 +66,7 @@ export function isBrokenPipe(err: unknown): boolean {
  */
 export function asCommandError(err: unknown, from: string, to: string): unknown {
   if (!(err instanceof StorageError) || err.op !== from) return err;
-  // The message is "<op> <key>: <detail>"; rebuild the prefix the same way to cut it off.
-  const prefix = new StorageError(err.kind, "", { op: err.op, key: err.key }).message;
-  const detail = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
-  return new StorageError(err.kind, detail, { op: to, key: err.key, cause: err });
+  return new StorageError(err.kind, err.detail, { op: to, key: err.key, cause: err });
 }
 
 /** The exit code for an error thrown by a command. */
@@ -87,6 +87,8 @@ export function exitCodeFor(err: unknown): ExitCode {
         return EXIT.unavailable;
       case "unsupported":
         return EXIT.unsupported;
+      case "conflict":
+        return EXIT.conflict;
       case "fatal":
         return EXIT.failure;
     }

@@ -45,8 +45,45 @@ export async function* withProgress(source: AsyncIterable<Uint8Array>, context: 
   }
 }
 
+/** A line of progress that is not one transfer (many keys): redrawn from `text()` until stopped. */
+export interface StatusLine {
+  /** Call as things move: draws the line once they have been moving for half a second. */
+  tick(): void;
+  /** Erases the line. */
+  stop(): void;
+}
+
+/**
+ * A status line on stderr showing `text(elapsedMs)`, with the same rules as {@link withProgress}:
+ * only on a terminal, only after half a second, erased at the end.
+ */
+export function statusLine(context: CliContext, text: (elapsedMs: number) => string): StatusLine {
+  const started = Date.now();
+  let bar: cliProgress.SingleBar | undefined;
+  let stopped = false;
+  return {
+    tick() {
+      if (stopped || !context.interactive) return;
+      if (!bar && Date.now() - started >= SHOW_AFTER_MS) {
+        bar = new cliProgress.SingleBar({ stream: context.io.stderr, format: () => text(Date.now() - started), clearOnComplete: true, hideCursor: true, fps: 5 });
+        bar.start(1, 0);
+      }
+      bar?.update(0);
+    },
+    stop() {
+      stopped = true;
+      bar?.stop();
+    },
+  };
+}
+
+/** `bytes` over `elapsedMs` as `1.5 MiB/s`. */
+export function formatRate(bytes: number, elapsedMs: number): string {
+  return `${formatBytes((bytes * 1000) / Math.max(elapsedMs, 1))}/s`;
+}
+
 function formatLine(options: ProgressOptions, done: number, elapsedMs: number): string {
-  const rate = `${formatBytes((done * 1000) / Math.max(elapsedMs, 1))}/s`;
+  const rate = formatRate(done, elapsedMs);
   const { total } = options;
   if (total === undefined || total <= 0) return `${options.label}  ${formatBytes(done)}  ${rate}`;
   const ratio = Math.min(done / total, 1);

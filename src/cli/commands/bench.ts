@@ -10,6 +10,7 @@ import { formatMs, summarizeLatencies, type LatencySummary } from "../bench-stat
 import type { CliContext } from "../context.js";
 import { writeText } from "../files.js";
 import { formatBytes } from "../progress.js";
+import { positiveInt, wholeNumber } from "../arguments.js";
 
 /** How many list calls the list phase makes (each lists every key the put phase wrote). */
 const LIST_CALLS = 20;
@@ -166,22 +167,4 @@ export function parseValueSize(text: string): number {
   if (bytes === undefined) throw new InvalidArgumentError(`expected a size such as 1024, 1KiB, 64KiB or 1MiB, got ${JSON.stringify(text)}`);
   if (bytes < 1 || bytes > 1024 ** 3) throw new InvalidArgumentError(`size must be from 1 byte to 1 GiB, got ${text}`);
   return bytes;
-}
-
-function positiveInt(flag: string, max: number): (text: string) => number {
-  return integerFrom(1, flag, max);
-}
-
-function wholeNumber(flag: string, max: number): (text: string) => number {
-  return integerFrom(0, flag, max);
-}
-
-function integerFrom(min: number, flag: string, max: number): (text: string) => number {
-  return (text) => {
-    const n = Number(text);
-    if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`);
-    }
-    return n;
-  };
 }

@@ -22,8 +22,9 @@ export function register(program: Command, context: CliContext): void {
         const total = context.interactive && store.capabilities.stat && version === undefined
           ? (await store.stat(key, { signal }).catch(() => undefined))?.size
           : undefined;
+        let body: AsyncIterable<Uint8Array> | undefined;
         try {
-          const body = await store.getStream(key, { signal, version });
+          body = await store.getStream(key, { signal, version });
           const chunks = withProgress(body, context, { label: `get ${key}`, total });
           if (options.output !== undefined && options.output !== "-") {
             await writeFileAtomic(options.output, chunks);
@@ -32,9 +33,12 @@ export function register(program: Command, context: CliContext): void {
             await pipeline(chunks, context.io.stdout, { end: false });
           }
         } catch (err) {
+          // The output may have failed before the body was read (no such folder): the store
+          // still holds it open (a file handle, a consumer) until told it is not wanted.
+          if (body) await body[Symbol.asyncIterator]().return?.().catch(() => undefined);
           // Streaming is how get reads, not what the user asked for: name the command.
           throw asCommandError(err, "getStream", "get");
         }
-      });
+      }, { readOnly: true });
     });
 }

@@ -6,8 +6,11 @@ import * as ls from "./ls.js";
 import * as rm from "./rm.js";
 import * as stat from "./stat.js";
 import * as versions from "./versions.js";
+import * as cp from "./cp.js";
+import * as prune from "./prune.js";
 import * as serve from "./serve.js";
 import * as bench from "./bench.js";
+import * as mirror from "./mirror.js";
 
 /** A command module: one file in this folder exporting `register`. */
 export interface CommandModule {
@@ -25,6 +28,9 @@ export const commands: readonly CommandModule[] = [
   rm,
   stat,
   versions,
+  cp,
+  prune,
   serve,
   bench,
+  mirror,
 ];

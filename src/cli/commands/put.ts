@@ -12,7 +12,9 @@ export function register(program: Command, context: CliContext): void {
     .argument("<key>", "the key, e.g. events/2024/a.json")
     .argument("[file]", "file to read; `-` or omitted reads stdin")
     .option("-m, --metadata <name=value>", "metadata to keep with the value (repeatable)", collectMetadata, {})
-    .action(async (key: string, file: string | undefined, options: { metadata: Record<string, string> }) => {
+    .option("--if-match <etag>", "write only if the key's etag (from `stowage stat`) is still this one; else exit 6")
+    .option("--if-none-match", "write only if the key does not exist yet; else exit 6")
+    .action(async (key: string, file: string | undefined, options: { metadata: Record<string, string>; ifMatch?: string; ifNoneMatch?: boolean }) => {
       assertKey(key, "put"); // before touching the file or the store: bad keys are usage errors
       const source = await openSource(file, context.io);
       await context.withStore(async (store) => {
@@ -20,7 +22,8 @@ export function register(program: Command, context: CliContext): void {
         const body = withProgress(source.chunks, context, { label: `put ${key}`, total: source.size });
         // putStream keeps memory bounded where the store streams; others buffer the body.
         // Streaming is how put writes, not what the user asked for: errors name the command.
-        await store.putStream(key, body, { metadata, signal: context.signal }).catch((err: unknown) => {
+        const conditions = { ...(options.ifMatch !== undefined && { ifMatch: options.ifMatch }), ...(options.ifNoneMatch && { ifNoneMatch: "*" as const }) };
+        await store.putStream(key, body, { metadata, signal: context.signal, ...conditions }).catch((err: unknown) => {
           throw asCommandError(err, "putStream", "put");
         });
       });

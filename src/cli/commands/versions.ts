@@ -10,7 +10,7 @@ export function register(program: Command, context: CliContext): void {
     .option("--json", "print a JSON array instead of aligned text")
     .action(async (key: string, options: { json?: boolean }) => {
       assertKey(key, "versions");
-      const versions = await context.withStore((store) => store.versions(key, { signal: context.signal }));
+      const versions = await context.withStore((store) => store.versions(key, { signal: context.signal }), { readOnly: true });
       if (options.json) {
         const json = versions.map((v) => ({ version: v.version, size: v.size, modified: v.modified.toISOString(), deleted: v.deleted }));
         context.io.stdout.write(`${JSON.stringify(json)}\n`);
