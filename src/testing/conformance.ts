@@ -1,18 +1,25 @@
 /**
  * The conformance suite every store passes, exported as `stowage/testing` so a third-party
  * backend runs the same checks. Optional features are gated on `store.capabilities`, never on
- * a backend's name. Uses node's own test runner (`node:test`).
+ * a backend's name. It runs under node's own test runner by default, and under any runner with
+ * `describe`/`it`/`before`/`after` (vitest and jest: `before: beforeAll, after: afterAll`).
  *
  * @example
+ * import { describe, it, before, after } from "node:test";
  * import { testStore } from "stowage/testing";
- * testStore("my-backend", { open: () => MyStore.create(uniqueBucket()), destroy: dropBuckets });
+ * testStore("my-backend", { open: () => MyStore.open(uniqueBucket()), destroy: dropBuckets, runner: { describe, it, before, after } });
  */
-import { after, before, describe, it } from "node:test";
+import * as nodeTest from "node:test";
 import assert from "node:assert/strict";
 import { StorageError } from "../errors.js";
 import { MAX_KEY_BYTES, compareKeys } from "../keys.js";
 import type { Store } from "../types.js";
+import { conditionalWriteTests } from "./conditional-writes.js";
 import { allBytes, assertInvalid, assertKind, collectBytes, INVALID_KEYS, ODD_KEYS, patterned, text } from "./helpers.js";
+import { rangeAndFolderTests } from "./ranges-and-folders.js";
+import { suiteContext, type SuiteContext, type TestRunner } from "./runner.js";
+
+export type { TestRunner } from "./runner.js";
 
 export interface ConformanceOptions {
   /** Opens a fresh, empty store (its own bucket, table or directory) on every call. */
@@ -21,30 +28,32 @@ export interface ConformanceOptions {
   destroy?: () => Promise<void>;
   /** Size of the large-value test in bytes (default 8 MiB). */
   largeValueBytes?: number;
+  /** The test functions to declare the suite with (default: node's `node:test`). */
+  runner?: TestRunner;
 }
 
 /** Declares the conformance tests for one store under `describe(name)`. */
 export function testStore(name: string, options: ConformanceOptions): void {
-  describe(`conformance: ${name}`, () => {
-    let store: Store;
-    const opened: Store[] = [];
-    let n = 0;
-    /** A key prefix of its own for every test, so tests sharing the store never see each other. */
-    const ns = () => `t${++n}-${Math.random().toString(36).slice(2, 6)}/`;
-    const fresh = async () => {
-      const s = await options.open();
-      opened.push(s);
-      return s;
-    };
-
-    before(async () => {
-      store = await fresh();
-    });
-    after(async () => {
-      for (const s of opened) await s.close().catch(() => undefined);
+  const runner: TestRunner = options.runner ?? (nodeTest as unknown as TestRunner);
+  runner.describe(`conformance: ${name}`, () => {
+    const ctx = suiteContext(runner, options.open);
+    runner.before(() => ctx.setUp());
+    runner.after(async () => {
+      await ctx.tearDown();
       await options.destroy?.();
     });
+    baseTests(ctx, options);
+    conditionalWriteTests(ctx);
+    rangeAndFolderTests(ctx);
+  });
+}
 
+function baseTests(ctx: SuiteContext, options: ConformanceOptions): void {
+  const { describe, it, ns, fresh } = ctx;
+  // The shared store, opened by the suite's `before`.
+  let store!: Store;
+  ctx.onSetUp((s) => (store = s));
+  {
     describe("values", () => {
       it("round-trips every byte value exactly", async () => {
         const key = `${ns()}bytes`;
@@ -346,7 +355,9 @@ export function testStore(name: string, options: ConformanceOptions): void {
           yield patterned(1000);
           throw new Error("source broke");
         }
-        await assert.rejects(store.putStream(key, body()));
+        // The body's failure is the caller's: the same kind on every backend, the cause kept.
+        const err = await assertKind(store.putStream(key, body()), "invalid");
+        assert.match(err.message, /source broke/);
         await settle();
         await assertKind(store.get(key), "not_found");
         assert.deepEqual(await store.list(key), []);
@@ -392,7 +403,9 @@ export function testStore(name: string, options: ConformanceOptions): void {
       it("close is idempotent and later calls reject with fatal", async () => {
         const own = await fresh();
         await own.put("k", text("v"));
+        assert.equal(own.closed, false);
         await own.close();
+        assert.equal(own.closed, true);
         await own.close();
         await assertKind(own.get("k"), "fatal");
         await assertKind(own.put("k", text("v")), "fatal");
@@ -464,11 +477,28 @@ export function testStore(name: string, options: ConformanceOptions): void {
       it("getStream of a missing key rejects before yielding", async () => {
         await assertKind(store.getStream(`${ns()}nope`), "not_found");
       });
+
+      it("a body released before or while it is read ends there, and the store goes on serving", async () => {
+        const key = `${ns()}released`;
+        const value = patterned(3 * 1024 * 1024 + 5, 4);
+        await store.put(key, value);
+        // Twenty bodies opened and let go unread, then one let go after its first chunk.
+        for (let i = 0; i < 20; i++) {
+          const body = (await store.getStream(key))[Symbol.asyncIterator]();
+          assert.deepEqual(await body.return?.(), { done: true, value: undefined });
+          assert.equal((await body.next()).done, true, "a released body yields nothing more");
+        }
+        const body = (await store.getStream(key))[Symbol.asyncIterator]();
+        assert.equal((await body.next()).done, false);
+        await body.return?.();
+        assert.equal((await body.next()).done, true);
+        assert.ok(Buffer.from(await collectBytes(await store.getStream(key))).equals(Buffer.from(value)));
+      });
     });
 
     describe("stat and metadata", () => {
-      it("stat gives size, time and metadata; missing keys are not_found", async (t) => {
-        if (!store.capabilities.stat) return t.skip("no stat capability");
+      it("stat gives size, time and metadata; missing keys are not_found", async (skip) => {
+        if (!store.capabilities.stat) return skip("no stat capability");
         const key = `${ns()}stat`;
         const before = Date.now();
         const metadata = { "content-type": "application/json", "x-unicode": "héllo 😀 — ok", empty: "" };
@@ -482,8 +512,8 @@ export function testStore(name: string, options: ConformanceOptions): void {
         await assertKind(store.stat(`${ns()}nope`), "not_found");
       });
 
-      it("metadata names are case-insensitive and a put replaces the metadata", async (t) => {
-        if (!store.capabilities.metadata) return t.skip("no metadata capability");
+      it("metadata names are case-insensitive and a put replaces the metadata", async (skip) => {
+        if (!store.capabilities.metadata) return skip("no metadata capability");
         const key = `${ns()}meta`;
         await store.put(key, text("1"), { metadata: { "X-Source": "sensor-1" } });
         assert.deepEqual((await store.stat(key)).metadata, { "x-source": "sensor-1" });
@@ -491,12 +521,15 @@ export function testStore(name: string, options: ConformanceOptions): void {
         assert.deepEqual((await store.stat(key)).metadata, {});
         await store.putStream(key, [text("3")], { metadata: { a: "b" } });
         assert.deepEqual((await store.stat(key)).metadata, { a: "b" });
+        // Names that are also properties of every object are ordinary names.
+        await store.put(key, text("4"), { metadata: { constructor: "c", tostring: "t", hasownproperty: "h" } });
+        assert.deepEqual((await store.stat(key)).metadata, { constructor: "c", tostring: "t", hasownproperty: "h" });
       });
     });
 
     describe("versions", () => {
-      it("keeps every version, oldest first, readable by version", async (t) => {
-        if (!store.capabilities.versions) return t.skip("no versions capability");
+      it("keeps every version, oldest first, readable by version", async (skip) => {
+        if (!store.capabilities.versions) return skip("no versions capability");
         const key = `${ns()}versioned`;
         assert.deepEqual(await store.versions(key), []);
         await store.put(key, text("first"));
@@ -511,8 +544,8 @@ export function testStore(name: string, options: ConformanceOptions): void {
         assert.deepEqual(await store.get(key), text("second!"));
       });
 
-      it("lists a dozen versions oldest first (version 10 after 9, not after 1)", async (t) => {
-        if (!store.capabilities.versions) return t.skip("no versions capability");
+      it("lists a dozen versions oldest first (version 10 after 9, not after 1)", async (skip) => {
+        if (!store.capabilities.versions) return skip("no versions capability");
         const key = `${ns()}dozen-versions`;
         for (let size = 1; size <= 12; size++) await store.put(key, patterned(size, size));
         // A store may keep fewer (a bounded history): what it keeps is the newest, in order.
@@ -524,8 +557,8 @@ export function testStore(name: string, options: ConformanceOptions): void {
         if (tenth) assert.deepEqual(await store.get(key, { version: tenth.version }), patterned(10, 10));
       });
 
-      it("delete leaves a marker and keeps the history", async (t) => {
-        if (!store.capabilities.versions) return t.skip("no versions capability");
+      it("delete leaves a marker and keeps the history", async (skip) => {
+        if (!store.capabilities.versions) return skip("no versions capability");
         const key = `${ns()}history`;
         await store.put(key, text("kept"));
         await store.delete(key);
@@ -542,8 +575,8 @@ export function testStore(name: string, options: ConformanceOptions): void {
         assert.deepEqual(await store.get(key), text("back"));
       });
 
-      it("an unknown version is not_found", async (t) => {
-        if (!store.capabilities.versions) return t.skip("no versions capability");
+      it("an unknown version is not_found", async (skip) => {
+        if (!store.capabilities.versions) return skip("no versions capability");
         const key = `${ns()}unknown-version`;
         await store.put(key, text("x"));
         await assertKind(store.get(key, { version: "999999999" }), "not_found");
@@ -551,8 +584,8 @@ export function testStore(name: string, options: ConformanceOptions): void {
     });
 
     describe("watch", () => {
-      it("reports puts and deletes under the prefix, in order, until aborted", async (t) => {
-        if (!store.capabilities.watch) return t.skip("no watch capability");
+      it("reports puts and deletes under the prefix, in order, until aborted", async (skip) => {
+        if (!store.capabilities.watch) return skip("no watch capability");
         const p = ns();
         const controller = new AbortController();
         const feed = await store.watch(`${p}in/`, { signal: controller.signal });
@@ -572,7 +605,7 @@ export function testStore(name: string, options: ConformanceOptions): void {
         assert.deepEqual(seen, ["put in/a", "put in/b", "delete in/a"]);
       });
     });
-  });
+  }
 }
 
 /** Lets background clean-up after an abort run before the store is checked. */
