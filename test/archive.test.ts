@@ -12,10 +12,10 @@ import {
   TimeBucketKeyGenerator,
   jsonCodec,
   normalizeExtractedMetadata,
-  toSegment,
   type KeyGenerator,
   type OptionalKeyGenerator,
 } from "../src/archive/index.js";
+import { toSegment } from "../src/archive/segments.js";
 import { assertInvalid } from "../src/testing/helpers.js";
 
 const fixed = (iso: string) => () => new Date(iso);
@@ -122,6 +122,10 @@ describe("EntityKeyGenerator", () => {
     // Long ids are cut but stay distinct through their hash.
     assert.notEqual(made[5]!.split("/")[2], made[6]!.split("/")[2]);
     assert.equal(toSegment("a%2Fb") === toSegment("a/b"), false);
+    // Lone surrogates stay distinct from each other and from U+FFFD.
+    const odd = ["a\ud800", "a\ud801", "a\ufffd", "a%uD800", "\udc00"].map((t) => toSegment(t));
+    assert.equal(new Set(odd).size, odd.length, JSON.stringify(odd));
+    for (const segment of odd) assert.equal(keyProblem(segment!), undefined);
   });
 
   it("falls back for messages without an entity", () => {

@@ -54,6 +54,13 @@ describe("bench statistics", () => {
     const peer = checkTarget({ issue: "#4", kind: "ratio", of: "ours", vs: "peer", atLeast: 1 }, results);
     assert.equal(peer.met, false);
     assert.match(peer.reason ?? "", /peer skipped: cannot load/);
+    // Against the slower of two sides, as measured in this run; unmeasured sides make it not met.
+    const slower = checkTarget({ issue: "#23", kind: "ratio", of: "ours", vs: ["seed", "raw"], atLeast: 0.9 }, results);
+    assert.equal(slower.measured, 9);
+    assert.match(slower.description, /here seed/);
+    const unknown = checkTarget({ issue: "#23", kind: "ratio", of: "ours", vs: ["raw", "peer"], atLeast: 0.9 }, results);
+    assert.equal(unknown.met, false);
+    assert.match(unknown.reason ?? "", /peer skipped/);
     assert.equal(checkTarget({ issue: "#5", kind: "latency", of: "ours", stat: "p50", atMostMs: 0.002 }, results).met, true);
     const rss = checkTarget({ issue: "#3", kind: "memory", of: "ours", belowBytes: 32 * 1024 * 1024 }, results);
     assert.equal(rss.met, false);

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -141,7 +141,7 @@ describe("stowage executable", { concurrency: 4 }, () => {
     child.kill("SIGINT");
     assert.equal(await closed, EXIT.interrupted, stderr);
     assert.equal(stderr, "stowage: interrupted\n");
-    assert.equal((await cli(["--store", `file:${join(cwd, ".stowage")}`, "ls"])).stdout.toString(), "");
+    assert.equal((await cli(["--store", `file:${join(cwd, ".stowage")}`, "ls", "-r"])).stdout.toString(), "");
   });
 });
 
@@ -188,18 +188,22 @@ describe("stowage commands", () => {
     assert.equal(empty.stdout.length, 0, "an empty value is a value");
   });
 
-  it("ls lists one key a line in byte order, by prefix; rm deletes; stat shows metadata", async () => {
+  it("ls lists one level like a folder (-r: every key), in byte order; rm deletes; stat shows metadata", async () => {
     const s = `file:${join(dir, "ls")}`;
-    const keys = ["a/b", "a/😀", "a/\uffff", "a/x y", "ab", "b"];
+    const keys = ["a/b", "a/😀", "a/\uffff", "a/x y", "ab", "b", "a/deep/er"];
     for (const key of keys) assertOk(await cli(["--store", s, "put", key], { input: key }));
-    const all = await cli(["--store", s, "ls"]);
-    assertOk(all);
-    assert.equal(all.stdout.toString(), ["a/b", "a/x y", "a/\uffff", "a/😀", "ab", "b"].map((k) => `${k}\n`).join(""));
-    assert.equal((await cli(["--store", s, "ls", "a/"])).stdout.toString(), "a/b\na/x y\na/\uffff\na/😀\n");
+    const top = await cli(["--store", s, "ls"]);
+    assertOk(top);
+    assert.equal(top.stdout.toString(), "a/\nab\nb\n");
+    const all = await cli(["--store", s, "ls", "-r"]);
+    assert.equal(all.stdout.toString(), ["a/b", "a/deep/er", "a/x y", "a/\uffff", "a/😀", "ab", "b"].map((k) => `${k}\n`).join(""));
+    assert.equal((await cli(["--store", s, "ls", "a/"])).stdout.toString(), "a/b\na/deep/\na/x y\na/\uffff\na/😀\n");
+    assert.equal((await cli(["--store", s, "ls", "--recursive", "a/"])).stdout.toString(), "a/b\na/deep/er\na/x y\na/\uffff\na/😀\n");
     assert.equal((await cli(["--store", s, "ls", "zzz"])).stdout.toString(), "");
     const long = await cli(["--store", s, "ls", "--long", "a"]);
     assertOk(long);
-    assert.match(long.stdout.toString(), /^ {11}3 {2}\d{4}-\d\d-\d\dT[\d:.]+Z {2}a\/b\n/);
+    assert.match(long.stdout.toString(), /^ {9}PRE +a\/\n {11}2 {2}\d{4}-\d\d-\d\dT[\d:.]+Z {2}\S+ +ab\n$/);
+    assertOk(await cli(["--store", s, "rm", "a/deep/er"]));
 
     assertOk(await cli(["--store", s, "put", "m", "-m", "Content-Type=text/plain", "--metadata", "owner=Zoë"], { input: "hi" }));
     const json = await cli(["--store", s, "stat", "--json", "m"]);
@@ -210,13 +214,37 @@ describe("stowage commands", () => {
     assert.ok(!Number.isNaN(Date.parse(info.modified)));
     assert.deepEqual(info.metadata, { "content-type": "text/plain", owner: "Zoë" });
     const text = await cli(["--store", s, "stat", "m"]);
-    assert.match(text.stdout.toString(), /^key\s+m\nsize\s+2 B\nmodified\s+\S+\nmeta content-type\s+text\/plain\nmeta owner\s+Zoë\n$/);
+    assert.match(text.stdout.toString(), /^key\s+m\nsize\s+2 B\nmodified\s+\S+\netag\s+\S+\nmeta content-type\s+text\/plain\nmeta owner\s+Zoë\n$/);
 
     assertOk(await cli(["--store", s, "rm", "a/b", "ab", "never-existed"]));
-    assert.equal((await cli(["--store", s, "ls"])).stdout.toString(), "a/x y\na/\uffff\na/😀\nb\nm\n");
+    assert.equal((await cli(["--store", s, "ls", "-r"])).stdout.toString(), "a/x y\na/\uffff\na/😀\nb\nm\n");
     assertOneLineError(await cli(["--store", s, "get", "ab"]), EXIT.notFound, /^stowage: get "ab": no value/);
     // put writes through putStream; its errors still name the command the user ran.
     assertOneLineError(await cli(["--store", s, "put", "bad-meta", "--metadata", "bad name=x"], { input: "v" }), EXIT.usage, /^stowage: put "bad-meta": metadata name/);
+  });
+
+  it("put --if-none-match / --if-match and rm --if-match: exit 6 and nothing changed when the condition fails", async () => {
+    const f = `file:${join(dir, "conditional")}`;
+    assertOk(await cli(["--store", f, "put", "k", "--if-none-match"], { input: "one" }));
+    assertOneLineError(await cli(["--store", f, "put", "k", "--if-none-match"], { input: "two" }), EXIT.conflict, /^stowage: put "k": .*exists/);
+    const etagOf = async () => (JSON.parse((await cli(["--store", f, "stat", "--json", "k"])).stdout.toString()) as { etag: string }).etag;
+    const etag = await etagOf();
+    assert.ok(etag.length > 0);
+    assertOk(await cli(["--store", f, "put", "k", "--if-match", etag], { input: "three" }));
+    assertOneLineError(await cli(["--store", f, "put", "k", "--if-match", etag], { input: "four" }), EXIT.conflict, /etag/);
+    assertOneLineError(await cli(["--store", f, "rm", "k", "--if-match", etag]), EXIT.conflict, /etag/);
+    assert.equal((await cli(["--store", f, "get", "k"])).stdout.toString(), "three");
+    assertOk(await cli(["--store", f, "rm", "k", "--if-match", await etagOf()]));
+    assertOneLineError(await cli(["--store", f, "get", "k"]), EXIT.notFound, /no value/);
+    assertOneLineError(await cli(["--store", f, "rm", "a", "b", "--if-match", etag]), EXIT.usage, /exactly one key/);
+  });
+
+  it("read-only commands create nothing: ls, get and stat on a missing store say so", async () => {
+    const missing = join(dir, "never-made");
+    for (const args of [["ls"], ["ls", "-r"], ["get", "k"], ["stat", "k"]]) {
+      assertOneLineError(await cli(["--store", `file:${missing}`, ...args]), EXIT.notFound, /never-made/);
+    }
+    assert.equal(existsSync(missing), false, "a read-only command created the store's directory");
   });
 
   it("--store wins over STOWAGE_STORE", async () => {
@@ -245,6 +273,13 @@ describe("stowage commands", () => {
     assertOneLineError(await run(["versions", "k"]), EXIT.unsupported, /does not support versions/);
     assertOk(await run(["put", "k"], "x"));
     assertOneLineError(await run(["get", "k", "-o", join(dir, "no/such/folder/out")]), EXIT.failure, /cannot write .*its folder does not exist/);
+    // The value the failed get opened is closed at once, not left to the garbage collector.
+    if (existsSync("/proc/self/fd")) {
+      const open = () => readdirSync("/proc/self/fd").length;
+      const before = open();
+      for (let i = 0; i < 20; i++) await run(["get", "k", "-o", join(dir, "no/such/folder/out")]);
+      assert.ok(open() - before < 5, `open descriptors grew from ${before} to ${open()} over 20 failed gets`);
+    }
     await writeFile(join(dir, "plain-file"), "x");
     assertOneLineError(await cli(["--store", `file:${join(dir, "plain-file", "store")}`, "ls"]), EXIT.failure, /^stowage: open: /);
   });

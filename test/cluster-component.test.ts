@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
 import { Svcm } from "@nats-io/services";
-import { createNatsStore, type NatsStore } from "../src/backends/nats.js";
+import { NatsStore } from "../src/backends/nats.js";
 import { ERROR_CODES } from "../src/component/codec.js";
 import type { ComponentConfigInput } from "../src/component/index.js";
 import { mapLimit } from "../src/internal/concurrency.js";
@@ -130,10 +130,10 @@ class ApiClient {
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) this.outcomes.retriedAttempts++;
       const body = await this.#attempt(request);
-      const error = body?.error as { kind?: string } | undefined;
-      if (body !== undefined && (body.success === true || error?.kind !== "transient")) {
+      const kind = typeof body?.kind === "string" ? body.kind : undefined;
+      if (body !== undefined && (body.success === true || kind !== "transient")) {
         if (body.success === true) this.outcomes.success++;
-        else if (error?.kind && KINDS.has(error.kind)) this.outcomes.classifiedError.set(error.kind, (this.outcomes.classifiedError.get(error.kind) ?? 0) + 1);
+        else if (kind && KINDS.has(kind) && typeof body.error === "string") this.outcomes.classifiedError.set(kind, (this.outcomes.classifiedError.get(kind) ?? 0) + 1);
         else this.violations.push(`${request.action} ${request.key}: an answer that is neither a success nor a classified error: ${JSON.stringify(body)}`);
         return body;
       }
@@ -257,9 +257,11 @@ describe("stowage serve: three instances on a three-node cluster", { skip }, () 
     nc = await connect({ servers: cluster.servers, maxReconnectAttempts: -1 });
     // The bucket and the write stream with 3 replicas before any instance starts: instances
     // adopt what exists (a component creates its write stream with the server's default, R1).
-    stores.push(await createNatsStore({ bucket, servers: cluster.servers, replicas: 3, sweepInterval: 0 }));
+    stores.push(await NatsStore.open({ bucket, servers: cluster.servers, replicas: 3, sweepInterval: 0 }));
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: stream, subjects: [writeSubject], num_replicas: 3, duplicate_window: 120_000_000_000 });
+    // With create_stream false the instances also need the stream that keeps dead letters.
+    await jsm.streams.add({ name: `${stream}_DEAD`, subjects: [deadLetterSubject], num_replicas: 3 });
     nc.subscribe(deadLetterSubject, {
       callback: (_err, msg) => {
         deadLetters.push(msg.headers?.get("Stowage-Error") ?? "?");

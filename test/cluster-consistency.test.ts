@@ -6,8 +6,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { createNatsStore, type NatsStore } from "../src/backends/nats.js";
-import { resolveNatsOptions } from "../src/backends/nats/options.js";
+import { NatsStore } from "../src/backends/nats.js";
+import { natsOptionsFromUrl } from "../src/backends/nats/options.js";
 import { StorageError } from "../src/errors.js";
 import { parseStoreUrl } from "../src/open.js";
 import { clusterSkip, startNatsCluster, type NatsCluster } from "./fixtures/nats-cluster.js";
@@ -95,7 +95,7 @@ describe("NATS cluster: read after write (replicas 3)", { skip, timeout: 120_000
   const open = async (node: string, options: { directReads?: boolean; bucket?: string; replicas?: number } = {}) => {
     const nc = await connectTo(cluster.node(node).url);
     connections.push(nc);
-    const store = await createNatsStore({ bucket, replicas: 3, timeout: 5000, sweepInterval: 0, connection: nc, ...options });
+    const store = await NatsStore.open({ bucket, replicas: 3, timeout: 5000, sweepInterval: 0, connection: nc, ...options });
     stores.push(store);
     return store;
   };
@@ -159,9 +159,9 @@ describe("NATS cluster: read after write (replicas 3)", { skip, timeout: 120_000
 
 describe("NATS directReads option", () => {
   it("is read from the URL as true or false, anything else refused as invalid", () => {
-    assert.equal(resolveNatsOptions(parseStoreUrl("nats://127.0.0.1:4222/B?directReads=true")).directReads, true);
-    assert.equal(resolveNatsOptions(parseStoreUrl("nats://127.0.0.1:4222/B?directReads=false")).directReads, false);
-    assert.equal(resolveNatsOptions(parseStoreUrl("nats://127.0.0.1:4222/B")).directReads, undefined);
-    assert.throws(() => resolveNatsOptions(parseStoreUrl("nats://127.0.0.1:4222/B?directReads=yes")), (err: unknown) => err instanceof StorageError && err.kind === "invalid" && /directReads/.test(err.message));
+    assert.equal(natsOptionsFromUrl(parseStoreUrl("nats://127.0.0.1:4222/B?directReads=true")).directReads, true);
+    assert.equal(natsOptionsFromUrl(parseStoreUrl("nats://127.0.0.1:4222/B?directReads=no")).directReads, false);
+    assert.equal(natsOptionsFromUrl(parseStoreUrl("nats://127.0.0.1:4222/B")).directReads, undefined);
+    assert.throws(() => natsOptionsFromUrl(parseStoreUrl("nats://127.0.0.1:4222/B?directReads=maybe")), (err: unknown) => err instanceof StorageError && err.kind === "invalid" && /directReads/.test(err.message));
   });
 });

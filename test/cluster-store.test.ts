@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
-import { createNatsStore, type NatsStore } from "../src/backends/nats.js";
+import { NatsStore } from "../src/backends/nats.js";
 import { StorageError } from "../src/errors.js";
 import { compareKeys } from "../src/keys.js";
 import { withRetry } from "../src/layers/retry.js";
@@ -181,7 +181,7 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
   let restarted: string[] = [];
 
   async function open(servers: string[], connectionTimeout = 2000): Promise<NatsStore> {
-    const store = await createNatsStore({ bucket, servers, replicas: 3, history: HISTORY, inlineMax: INLINE_MAX, timeout: connectionTimeout, sweepInterval: 0 });
+    const store = await NatsStore.open({ bucket, servers, replicas: 3, history: HISTORY, inlineMax: INLINE_MAX, timeout: connectionTimeout, sweepInterval: 0 });
     opened.push(store);
     return store;
   }
@@ -343,7 +343,7 @@ describe("nats backend on a three-node JetStream cluster (replicas 3)", { skip }
       // replica, so this reads the restarted node's copy.
       const nc = await connect({ servers: cluster.node(name).url, noRandomize: true, ignoreClusterUpdates: true, maxReconnectAttempts: 0 });
       try {
-        const local = await createNatsStore({ bucket, connection: nc, timeout: 5000, sweepInterval: 0, directReads: true });
+        const local = await NatsStore.open({ bucket, connection: nc, timeout: 5000, sweepInterval: 0, directReads: true });
         try {
           for (const load of [plain, retried]) {
             for (const [key, log] of load.ackedKeys) {

@@ -13,6 +13,7 @@ import { MemoryStore } from "../src/backends/memory.js";
 import { LayerStore } from "../src/layers/index.js";
 import { StorageError } from "../src/errors.js";
 import { sleep } from "../src/internal/signal.js";
+import type { CleanPutOptions } from "../src/store.js";
 import type { GetOptions, Store } from "../src/types.js";
 import { sharedNats } from "./fixtures/nats.js";
 import { uniqueName } from "./fixtures/services.js";
@@ -28,6 +29,31 @@ class SlowReads extends LayerStore {
   protected override async _get(key: string, options: GetOptions): Promise<Uint8Array> {
     await sleep(this.ms, options.signal);
     return super._get(key, options);
+  }
+}
+
+/**
+ * A store whose puts hang, whatever their signal says, until `open()`: a backend stuck on a
+ * connection that does not answer. Counts the puts that have not finished.
+ */
+class HangingPuts extends LayerStore {
+  pending = 0;
+  readonly #gate: Promise<void>;
+  readonly open: () => void;
+  constructor(inner: Store) {
+    super(inner);
+    let open!: () => void;
+    this.#gate = new Promise((resolve) => (open = resolve));
+    this.open = open;
+  }
+  protected override async _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
+    this.pending++;
+    try {
+      await this.#gate;
+      return await super._put(key, data, options);
+    } finally {
+      this.pending--;
+    }
   }
 }
 
@@ -102,7 +128,64 @@ describe("storage component: api port", { skip: url === undefined ? "no NATS" : 
     assert.deepEqual((await call(api(c), JSON.stringify({ action: "delete", key: "events/sensors/temp-1" }))).json, { success: true, key: "events/sensors/temp-1" });
     const missing = (await call(api(c), JSON.stringify({ action: "get", key: "events/sensors/temp-1" }))).json;
     assert.equal(missing.success, false);
-    assert.equal((missing.error as { kind: string }).kind, "not_found");
+    assert.equal(missing.kind, "not_found");
+  });
+
+  it("takes if_match / if_none_match on put and delete (Stowage-If-Match / -If-None-Match in raw mode), answering a failed condition conflict; stat gives the etag", async () => {
+    const c = await start();
+    const events: { type: string; key: string }[] = [];
+    const sub = nc.subscribe(c.config.events.subject, { callback: (_err, m) => void events.push(m.json()) });
+    await nc.flush();
+    const req = (body: object) => call(api(c), JSON.stringify(body));
+    const conflict = (r: { json: Record<string, unknown>; msg: Msg }, what: string) => {
+      assert.equal(r.json.success, false, what);
+      assert.equal(r.json.kind, "conflict", `${what}: ${String(r.json.error)}`);
+      assert.equal(r.msg.headers?.get("Nats-Service-Error-Code"), "409", what);
+      assert.equal(r.msg.headers?.get("Stowage-Error-Kind"), "conflict", what);
+    };
+    const etag = async (key: string) => ((await req({ action: "stat", key })).json.info as { etag: string }).etag;
+
+    // JSON mode.
+    assert.deepEqual((await req({ action: "put", key: "c/a", data: 1, if_none_match: "*" })).json, { success: true, key: "c/a" });
+    conflict(await req({ action: "put", key: "c/a", data: 2, if_none_match: "*" }), "create over an existing key");
+    const first = await etag("c/a");
+    assert.equal(typeof first, "string");
+    assert.equal(first, (await c.store!.stat("c/a")).etag);
+    assert.deepEqual((await req({ action: "put", key: "c/a", data: 3, if_match: first })).json, { success: true, key: "c/a" });
+    conflict(await req({ action: "put", key: "c/a", data: 4, if_match: first }), "put with a stale etag");
+    assert.equal(new TextDecoder().decode(await c.store!.get("c/a")), "3", "a failed condition changes nothing");
+    conflict(await req({ action: "delete", key: "c/a", if_match: first }), "delete with a stale etag");
+    assert.deepEqual((await req({ action: "delete", key: "c/a", if_match: await etag("c/a") })).json, { success: true, key: "c/a" });
+    conflict(await req({ action: "delete", key: "c/a", if_match: first }), "delete of a missing key with if_match");
+    assert.equal((await req({ action: "put", key: "c/b", data: 1, if_match: 5 })).json.kind, "invalid");
+    assert.equal((await req({ action: "put", key: "c/b", data: 1, if_none_match: "etag" })).json.kind, "invalid");
+    assert.equal((await req({ action: "get", key: "c/b", if_match: "x" })).json.kind, "invalid");
+
+    // Raw mode.
+    const raw = (action: string, key: string, h: Record<string, string> = {}) => call(api(c), encoder.encode("r"), { "Stowage-Action": action, "Stowage-Key": key, ...h });
+    assert.deepEqual((await raw("put", "c/r", { "Stowage-If-None-Match": "*" })).json, { success: true, key: "c/r" });
+    conflict(await raw("put", "c/r", { "Stowage-If-None-Match": "*" }), "raw create over an existing key");
+    const rawEtag = await etag("c/r");
+    conflict(await raw("put", "c/r", { "Stowage-If-Match": `${rawEtag}x` }), "raw put with a wrong etag");
+    assert.deepEqual((await raw("put", "c/r", { "Stowage-If-Match": rawEtag })).json, { success: true, key: "c/r" });
+    conflict(await raw("delete", "c/r", { "Stowage-If-Match": rawEtag }), "raw delete with a stale etag");
+    assert.deepEqual((await raw("delete", "c/r", { "Stowage-If-Match": await etag("c/r") })).json, { success: true, key: "c/r" });
+
+    // A store without conditional writes says so (every built-in backend has them: a memory
+    // store that declares none stands in for a third-party one).
+    class WithoutConditions extends MemoryStore {
+      override readonly capabilities = Object.freeze({ ...new MemoryStore().capabilities, conditionalWrites: false });
+    }
+    const plain = await start({}, { store: new WithoutConditions() });
+    assert.equal(plain.store!.capabilities.conditionalWrites, false);
+    assert.equal((await call(api(plain), JSON.stringify({ action: "put", key: "p", data: 1, if_none_match: "*" }))).json.kind, "unsupported");
+
+    await nc.flush();
+    await sleep(100);
+    sub.unsubscribe();
+    // Only the writes that happened are announced.
+    assert.deepEqual(events.map((e) => `${e.type} ${e.key}`), ["stored c/a", "stored c/a", "deleted c/a", "stored c/r", "stored c/r", "deleted c/r"]);
+    await plain.stop(2000);
   });
 
   it("pages a listing with limit and after", async () => {
@@ -119,7 +202,7 @@ describe("storage component: api port", { skip: url === undefined ? "no NATS" : 
     assert.deepEqual((await call(`${api(c)}.get`, JSON.stringify({ key: "x" }))).json, { success: true, key: "x", encoding: "json", data: "hello" });
     assert.deepEqual((await call(`${api(c)}.list`, "{}")).json, { success: true, keys: ["x"] });
     const wrong = (await call(`${api(c)}.get`, JSON.stringify({ action: "delete", key: "x" }))).json;
-    assert.equal((wrong.error as { kind: string }).kind, "invalid");
+    assert.equal(wrong.kind, "invalid");
   });
 
   it("stores JSON data byte for byte: spacing, 1.0 and big integers survive", async () => {
@@ -144,6 +227,10 @@ describe("storage component: api port", { skip: url === undefined ? "no NATS" : 
     const stored = (await call(api(c), JSON.stringify({ action: "store", data: { n: 2 } }))).json.key as string;
     await call(api(c), JSON.stringify({ action: "delete", key: "e/1" }));
     await call(api(c), JSON.stringify({ action: "get", key: "e/1" })); // not found: no event
+    // Keys that do not exist (any more): the delete succeeds, and nothing was deleted to announce.
+    assert.deepEqual((await call(api(c), JSON.stringify({ action: "delete", key: "e/1" }))).json, { success: true, key: "e/1" });
+    assert.deepEqual((await call(api(c), JSON.stringify({ action: "delete", key: "e/never" }))).json, { success: true, key: "e/never" });
+    await call(api(c), encoder.encode(""), { "Stowage-Action": "delete", "Stowage-Key": "e/never-raw" });
     await nc.flush();
     await waitUntil(() => events.length >= 4);
     await sleep(100);
@@ -154,6 +241,113 @@ describe("storage component: api port", { skip: url === undefined ? "no NATS" : 
       assert.equal(e.source, c.config.name);
       assert.ok(Math.abs(Date.parse(e.timestamp as string) - Date.now()) < 60_000);
     }
+  });
+
+  it("answers errors in the Go package's shape: error is the message, kind and op beside it", async () => {
+    const c = await start();
+    const { json, msg } = await call(api(c), JSON.stringify({ action: "get", key: "no/such" }));
+    assert.deepEqual(Object.keys(json), ["success", "key", "error", "kind", "op"]);
+    assert.equal(json.success, false);
+    assert.equal(json.key, "no/such");
+    assert.equal(typeof json.error, "string");
+    assert.match(json.error as string, /^get "no\/such": /);
+    assert.equal(json.kind, "not_found");
+    assert.equal(json.op, "get");
+    assert.equal(msg.headers?.get("Stowage-Error-Kind"), "not_found");
+    assert.equal(msg.headers?.get("Nats-Service-Error-Code"), "404");
+    assert.equal(msg.headers?.get("Nats-Service-Error"), json.error);
+    // Without a key to echo (a request that is not JSON), no key field.
+    assert.deepEqual(Object.keys((await call(api(c), "{")).json), ["success", "error", "kind", "op"]);
+  });
+
+  it("answers every request with one reply that fits max_payload, however long the key it echoes", async () => {
+    const c = await start();
+    const maxPayload = nc.info!.max_payload;
+    const replies: Msg[] = [];
+    // A raw-mode key header of 400 KB (percent-encoding it again would triple it).
+    const long = "k".repeat(400_000);
+    const raw = await call(api(c), new Uint8Array(0), { "Stowage-Action": "get", "Stowage-Key": long });
+    replies.push(raw.msg);
+    assert.equal(raw.msg.headers?.get("Stowage-Error-Kind"), "invalid");
+    assert.equal(raw.json.kind, "invalid");
+    assert.ok((raw.json.key as string).startsWith("kkk") && (raw.json.key as string).endsWith("…"), "the echoed key is cut short, and says so");
+    // A JSON request whose key is as long as max_payload allows.
+    const overhead = '{"action":"get","key":""}'.length;
+    const jsonKey = "j".repeat(maxPayload - overhead - 64);
+    const json = await call(api(c), `{"action":"get","key":"${jsonKey}"}`);
+    replies.push(json.msg);
+    assert.equal(json.json.kind, "invalid");
+    // Non-ASCII: the cut never splits a character.
+    const emoji = await call(api(c), JSON.stringify({ action: "put", key: "😀".repeat(200_000), data: 1 }));
+    replies.push(emoji.msg);
+    assert.ok((emoji.json.key as string).isWellFormed());
+    for (const reply of replies) {
+      const headerBytes = [...(reply.headers ?? [])].reduce((n, [name, values]) => n + name.length + values.join("").length + 4, 0);
+      assert.ok(reply.data.byteLength + headerBytes < maxPayload, `a reply of ${reply.data.byteLength} + ${headerBytes} header bytes fits ${maxPayload}`);
+    }
+  });
+
+  it("treats raw-mode Stowage-Meta-__proto__ and -constructor as JSON mode treats them", async () => {
+    const c = await start();
+    for (const name of ["__proto__", "constructor", "toString"]) {
+      const json = (await call(api(c), `{"action":"put","key":"meta/json-${name}","data":1,"metadata":{"${name}":"v"}}`)).json;
+      const raw = (await call(api(c), encoder.encode("1"), { "Stowage-Action": "put", "Stowage-Key": `meta/raw-${name}`, [`Stowage-Meta-${name}`]: "v" })).json;
+      assert.equal(raw.success, json.success, `${name}: raw ${JSON.stringify(raw)} / JSON ${JSON.stringify(json)}`);
+      assert.equal(raw.kind, json.kind, name);
+      if (json.success === true) {
+        assert.deepEqual((await c.store!.stat(`meta/raw-${name}`)).metadata, (await c.store!.stat(`meta/json-${name}`)).metadata, name);
+      }
+    }
+  });
+
+  it("counts a request against max_in_flight until the store has finished it, not until its deadline; busy past it", async () => {
+    const store = new HangingPuts(new MemoryStore());
+    const c = await start({ max_in_flight: 4, timeouts: { default: "100ms" } }, { store });
+    const put = (key: string, bytes = 16) => call(api(c), new Uint8Array(bytes), { "Stowage-Action": "put", "Stowage-Key": key });
+    const first = await Promise.all([put("h/1"), put("h/2"), put("h/3"), put("h/4")]);
+    for (const r of first) assert.match(r.msg.headers?.get("Nats-Service-Error") ?? "", /timed out after 100 ms/);
+    assert.equal(store.pending, 4, "the store is still working on all four");
+    // Answered "timed out", but still the store's work: a fifth is refused at once, and the store never sees it.
+    const t0 = performance.now();
+    const busy = await put("h/5");
+    assert.ok(performance.now() - t0 < 90, "answered at once, not at the deadline");
+    assert.equal(busy.msg.headers?.get("Stowage-Error-Kind"), "transient");
+    assert.match(busy.msg.headers?.get("Nats-Service-Error") ?? "", /busy: 4 requests and messages in flight \(max_in_flight 4\)/);
+    assert.equal(store.pending, 4);
+    store.open();
+    await waitUntil(() => store.pending === 0);
+    await sleep(50);
+    assert.deepEqual((await put("h/6")).json, { success: true, key: "h/6" });
+    assert.deepEqual(await c.store!.list("h/"), ["h/1", "h/2", "h/3", "h/4", "h/6"]);
+  });
+
+  it("counts a request's bytes against max_in_flight_bytes until the store has finished it", async () => {
+    // One 700 KiB put hangs; a second does not fit beside it.
+    const bytes = new HangingPuts(new MemoryStore());
+    const b = await start({ max_in_flight: 100, max_in_flight_bytes: "1MiB", timeouts: { default: "100ms" } }, { store: bytes });
+    const big = (key: string) => call(api(b), new Uint8Array(700 * 1024), { "Stowage-Action": "put", "Stowage-Key": key });
+    assert.match((await big("b/1")).msg.headers?.get("Nats-Service-Error") ?? "", /timed out/);
+    assert.match((await big("b/2")).msg.headers?.get("Nats-Service-Error") ?? "", /busy: \d+ bytes in flight \(max_in_flight_bytes 1048576\)/);
+    assert.equal(bytes.pending, 1);
+    bytes.open();
+  });
+
+  it("logs no MaxListenersExceededWarning under a burst of requests", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    try {
+      const c = await start({ max_in_flight: 1000 }, { store: new SlowReads(new MemoryStore(), 50) });
+      await c.store!.put("burst", encoder.encode("1"));
+      for (let round = 0; round < 3; round++) {
+        const replies = await Promise.all(Array.from({ length: 300 }, () => call(api(c), '{"action":"get","key":"burst"}')));
+        assert.ok(replies.every((r) => r.json.success === true));
+      }
+      await sleep(50);
+    } finally {
+      process.off("warning", onWarning);
+    }
+    assert.deepEqual(warnings.filter((w) => w.includes("MaxListeners")), []);
   });
 
   it("round-trips every byte value through base64 and through raw mode", async () => {
@@ -231,17 +425,16 @@ describe("storage component: api port", { skip: url === undefined ? "no NATS" : 
     for (const [what, body, kind, h] of cases) {
       const { json, msg } = await call(api(c), body, h);
       assert.equal(json.success, false, what);
-      const error = json.error as { kind: string; message: string };
-      assert.equal(error.kind, kind, `${what}: ${error.message}`);
-      assert.ok(error.message.length > 0, what);
+      assert.equal(json.kind, kind, `${what}: ${String(json.error)}`);
+      assert.ok(typeof json.error === "string" && json.error.length > 0, what);
       assert.equal(msg.headers?.get("Nats-Service-Error-Code"), { invalid: "400", not_found: "404" }[kind], what);
       assert.equal(msg.headers?.get("Stowage-Error-Kind"), kind, what);
     }
-    const tooBig = (await call(api(c), cases.find(([w]) => w === "value over max_value_size")![1])).json.error as { message: string };
-    assert.match(tooBig.message, /100000 bytes, over this component's max_value_size of 64 KiB/);
+    const tooBig = (await call(api(c), cases.find(([w]) => w === "value over max_value_size")![1])).json.error as string;
+    assert.match(tooBig, /100000 bytes, over this component's max_value_size of 64 KiB/);
     const unsupported = await start({ store: "memory:" });
     await call(api(unsupported), '{"action":"put","key":"a","data":1}');
-    assert.equal(((await call(api(unsupported), '{"action":"versions","key":"a"}')).json.error as { kind: string }).kind, "unsupported");
+    assert.equal((await call(api(unsupported), '{"action":"versions","key":"a"}')).json.kind, "unsupported");
     assert.equal((await call(api(unsupported), '{"action":"versions","key":"a"}')).msg.headers?.get("Nats-Service-Error-Code"), "501");
   });
 
@@ -269,8 +462,8 @@ describe("storage component: api port", { skip: url === undefined ? "no NATS" : 
     const { json, msg } = await call(api(c), '{"action":"get","key":"slow"}');
     assert.ok(Date.now() - t0 < 900, "answered at the deadline, not when the read finished");
     assert.equal(json.success, false);
-    assert.equal((json.error as { kind: string }).kind, "transient");
-    assert.match((json.error as { message: string }).message, /timed out after 50 ms/);
+    assert.equal(json.kind, "transient");
+    assert.match(json.error as string, /timed out after 50 ms/);
     assert.equal(msg.headers?.get("Nats-Service-Error-Code"), "503");
     assert.equal(c.health().errorCount, 1);
     assert.equal(c.health().lastError?.kind, "transient");
@@ -284,8 +477,8 @@ describe("storage component: api port", { skip: url === undefined ? "no NATS" : 
     await store.put("big", big);
     const { json } = await call(api(c), '{"action":"get","key":"big"}');
     assert.equal(json.success, false);
-    assert.equal((json.error as { kind: string }).kind, "invalid");
-    assert.match((json.error as { message: string }).message, /max_payload/);
+    assert.equal(json.kind, "invalid");
+    assert.match(json.error as string, /max_payload/);
     const raw = await call(api(c), "", { "Stowage-Action": "get", "Stowage-Key": "big" });
     assert.deepEqual(new Uint8Array(raw.msg.data), big);
     await store.put("huge", new Uint8Array(maxPayload + 10));

@@ -2,8 +2,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { configJsonSchema, resolveConfig } from "../src/component/config.js";
-import { FlowMeter } from "../src/component/flow.js";
-import { sharesComponentConnection } from "../src/component/store-connection.js";
+import { FlowMeter } from "../src/component/telemetry.js";
+import { sharesComponentConnection } from "../src/component/component.js";
 import { memberSpan } from "../src/component/codec.js";
 import { StorageError } from "../src/errors.js";
 
@@ -30,6 +30,9 @@ describe("component configuration", () => {
     assert.equal(named.api.subject, "storage.archive.api");
     assert.equal(named.jetstream.stream, "STOWAGE_ARCHIVE");
     assert.equal(named.jetstream.deadLetterSubject, "storage.archive.write.dead");
+    assert.equal(named.jetstream.deadLetterStream, "STOWAGE_ARCHIVE_DEAD");
+    assert.equal(c.maxInFlight, 256);
+    assert.equal(c.maxInFlightBytes, 64 * 1024 * 1024);
   });
 
   it("takes ports, units and per-action timeouts", () => {
@@ -47,6 +50,8 @@ describe("component configuration", () => {
     assert.equal(c.timeoutsMs.list, 60_000);
     assert.equal(c.maxValueBytes, 512 * 1024);
     assert.deepEqual(c.jetstream.backoffMs, [250, 2000]);
+    assert.equal(resolveConfig({ max_in_flight_bytes: "8MiB" }).maxInFlightBytes, 8 * 1024 * 1024);
+    assert.equal(resolveConfig({ write: { dead_letter_stream: "DLQ" } }).jetstream.deadLetterStream, "DLQ");
   });
 
   it("takes the write stream's replicas and storage (server defaults when not given)", () => {
@@ -69,6 +74,8 @@ describe("component configuration", () => {
     assert.match(refusal({ data_cache: { max_size: -1 } }), /data_cache\.max_size/);
     assert.match(refusal({ write: { max_deliver: 0 } }), /write\.max_deliver/);
     assert.match(refusal({ metrics_port: 70000 }), /metrics_port/);
+    assert.match(refusal({ max_in_flight_bytes: "lots" }), /max_in_flight_bytes/);
+    assert.match(refusal({ write: { stream: "S", dead_letter_stream: "S" } }), /write\.dead_letter_stream: must differ/);
     assert.match(refusal({ extra: true }), /Unrecognized key: "extra"/);
     assert.match(refusal({ ports: { inputs: [{ name: "write", subject: "storage.objectstore.api.get" }] } }), /clashes with ports api/);
     assert.match(refusal({ nats: { pass: "hunter2-secret" } }), /nats\.pass: needs nats\.user/);

@@ -62,7 +62,7 @@ describe("storage component: write port", { skip: url === undefined ? "no NATS" 
   }
 
   function jetstreamConfig(name: string, write: ComponentConfigInput["write"] = {}): ComponentConfigInput {
-    streams.push(`STOWAGE_${name.toUpperCase()}`);
+    streams.push(`STOWAGE_${name.toUpperCase()}`, `STOWAGE_${name.toUpperCase()}_DEAD`);
     return { name, ports: { inputs: [{ name: "write", type: "jetstream", subject: `storage.${name}.write` }] }, write: { ack_wait: "2s", ...write } };
   }
 
@@ -85,20 +85,58 @@ describe("storage component: write port", { skip: url === undefined ? "no NATS" 
     const keys = await store.list();
     const hour = /^messages\/\d{4}\/\d{2}\/\d{2}\/\d{2}\//;
     assert.ok(keys.every((k) => hour.test(k)), keys.join(", "));
-    const byId = keys.find((k) => k.endsWith("/reading-7"))!;
-    assert.equal(new TextDecoder().decode(await store.get(byId)), '{"id":"reading-7","value":1.50}', "bytes kept exactly");
-    assert.equal((await store.stat(byId)).metadata["content-type"], "application/json");
+    const values = new Map(await Promise.all(keys.map(async (k) => [new TextDecoder().decode(await store.get(k)), k] as const)));
+    // No identity (no Nats-Msg-Id, subscribe mode): the archiver's key generator, never the JSON id.
+    const reading = values.get('{"id":"reading-7","value":1.50}');
+    assert.ok(reading !== undefined, "bytes kept exactly");
+    assert.ok(!reading.endsWith("/reading-7"), reading);
+    assert.equal((await store.stat(reading)).metadata["content-type"], "application/json");
     const headerId = keys.find((k) => k.endsWith("/order%2F42"))!;
     const metadata = (await store.stat(headerId)).metadata;
     assert.equal(metadata["content-type"], "application/octet-stream");
     assert.equal(metadata.origin, "test", "Stowage-Meta-* headers become metadata");
-    const values = await Promise.all(keys.map((k) => store.get(k)));
-    assert.ok(values.some((v) => v.byteLength === 4 && v[1] === 255), "binary message stored as is");
+    const bytes = await Promise.all(keys.map((k) => store.get(k)));
+    assert.ok(bytes.some((v) => v.byteLength === 4 && v[1] === 255), "binary message stored as is");
     await waitUntil(async () => events.length === 4);
     sub.unsubscribe();
     assert.deepEqual(new Set(events.map((e) => e.key)), new Set(keys));
     assert.ok(events.every((e) => e.type === "stored"));
     await c.stop(2000);
+  });
+
+  it("keys a message by its identity, never by a JSON id: 500 readings from 5 sensors are 500 values", async () => {
+    const reading = (i: number) => text(JSON.stringify({ id: `sensor-${i % 5}`, n: i, value: i / 10 }));
+    // Subscribe mode without a Nats-Msg-Id: no identity, so the archiver's key generator decides.
+    const name = uniqueName("wkey");
+    const store = new MemoryStore();
+    const c = new StorageComponent({
+      config: { name, nats: { servers: url! } },
+      store,
+      logger: silentLogger,
+      archiving: { keyGenerator: { generateKey: (m) => `readings/${(m as { n: number }).n}` } },
+    });
+    components.push(c);
+    await c.start();
+    for (let i = 0; i < 500; i++) nc.publish(c.config.write.subject, reading(i));
+    await waitUntil(async () => (await store.list()).length >= 500, 20_000).catch(() => undefined);
+    const keys = await store.list();
+    assert.equal(keys.length, 500, "one value per reading");
+    assert.deepEqual(new Set(keys), new Set(Array.from({ length: 500 }, (_, i) => `readings/${i}`)), "the configured key generator made every key");
+    await c.stop(2000);
+
+    // Jetstream mode: the identity is the stream's sequence.
+    const jsName = uniqueName("wkeyjs");
+    const jsStore = new MemoryStore();
+    const j = component(jetstreamConfig(jsName), jsStore);
+    await j.start();
+    const js = jetstream(nc);
+    await Promise.all(Array.from({ length: 500 }, (_, i) => js.publish(j.config.write.subject, reading(i))));
+    await waitUntil(async () => (await jsStore.list()).length >= 500, 20_000).catch(() => undefined);
+    const jsKeys = await jsStore.list();
+    assert.equal(jsKeys.length, 500, "one value per reading");
+    const stream = j.config.jetstream.stream;
+    assert.ok(jsKeys.every((k) => new RegExp(`^messages/\\d{4}/\\d{2}/\\d{2}/\\d{2}/${stream}-\\d+$`).test(k)), jsKeys[0]);
+    await j.stop(2000);
   });
 
   it("jetstream mode: loses nothing across a stop and start, and stores each message once", async () => {
@@ -109,14 +147,16 @@ describe("storage component: write port", { skip: url === undefined ? "no NATS" 
     const first = component(config, store);
     await first.start();
     const subject = first.config.write.subject;
-    for (let i = 0; i < 20; i++) await js.publish(subject, text(JSON.stringify({ id: `m-${i}`, n: i })));
+    // Half carry a Nats-Msg-Id, half only the stream's sequence as their identity.
+    const publish = (i: number) => js.publish(subject, text(JSON.stringify({ n: i })), i % 2 === 0 ? { msgID: `m-${i}` } : {});
+    for (let i = 0; i < 20; i++) await publish(i);
     // Stop in the middle of a burst: some are stored, some in flight, some not yet delivered.
-    const burst = Array.from({ length: 80 }, (_, i) => js.publish(subject, text(JSON.stringify({ id: `m-${20 + i}`, n: 20 + i }))));
+    const burst = Array.from({ length: 80 }, (_, i) => publish(20 + i));
     await Promise.all(burst);
     await first.stop(5000);
     const storedWhileUp = (await store.list()).length;
     // Published while no instance runs: JetStream keeps them.
-    for (let i = 100; i < 150; i++) await js.publish(subject, text(JSON.stringify({ id: `m-${i}`, n: i })));
+    for (let i = 100; i < 150; i++) await publish(i);
     await sleep(200);
     assert.equal((await store.list()).length, storedWhileUp, "nothing is consumed while stopped");
 
@@ -127,7 +167,13 @@ describe("storage component: write port", { skip: url === undefined ? "no NATS" 
     const keys = await store.list();
     assert.equal(keys.length, 150, "every message stored, none twice");
     const ids = new Set(keys.map((k) => k.split("/").at(-1)));
-    for (let i = 0; i < 150; i++) assert.ok(ids.has(`m-${i}`), `m-${i}`);
+    const stream = first.config.jetstream.stream;
+    for (let i = 0; i < 150; i++) {
+      const id = i % 2 === 0 ? `m-${i}` : `${stream}-${i + 1}`;
+      assert.ok(ids.has(id), id);
+      const key = keys.find((k) => k.endsWith(`/${id}`))!;
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(await store.get(key))), { n: i });
+    }
     const info = await jsm.consumers.info(second.config.jetstream.stream, second.config.jetstream.durable);
     await second.stop(5000);
     assert.equal(info.num_pending, 0);
@@ -171,6 +217,8 @@ describe("storage component: write port", { skip: url === undefined ? "no NATS" 
     assert.equal(tooBig.headers?.get("Stowage-Deliveries"), "1", "an input no retry can fix is dead-lettered at once");
     assert.equal(tooBig.headers?.get("Stowage-Error-Kind"), "invalid");
     assert.equal(tooBig.data.byteLength, 5000);
+    const kept = await jsm.streams.info(c.config.jetstream.deadLetterStream);
+    assert.equal(kept.state.messages, 2, "the dead letters are kept by a stream");
     const poisonAttempts = [...store.attempts].filter(([k]) => k.includes("poison")).map(([, n]) => n);
     assert.deepEqual(poisonAttempts, [3]);
     assert.equal(c.health().errorCount, 5, "two flaky failures and three poison ones (the invalid one counts as a rejection)");

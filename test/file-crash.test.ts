@@ -54,6 +54,10 @@ function allowedStates(ops: Op[]): Set<number | "absent">[] {
   return allowed;
 }
 
+async function locksUnder(dir: string): Promise<number> {
+  return (await readdir(dir, { recursive: true })).filter((p) => String(p).endsWith(".lock")).length;
+}
+
 async function tempFilesUnder(dir: string): Promise<number> {
   return (await readdir(dir, { recursive: true })).filter((p) => String(p).endsWith(".tmp")).length;
 }
@@ -132,10 +136,17 @@ describe("file backend crash safety", () => {
       const store = await FileStore.open({ root, sweepOnOpen: false });
       const swept = await store.sweepTempFiles(0);
       assert.equal(await tempFilesUnder(root), 0);
+      // A writer killed while holding a key's commit lock left the lock: its process is dead, so
+      // the next write of the key takes it at once (well within staleLockMs).
+      const locksLeft = await locksUnder(root);
+      const writesAt = Date.now();
+      for (const key of CRASH_KEYS) await store.put(key, Buffer.from("after"), { signal: AbortSignal.timeout(5000) });
+      assert.ok(Date.now() - writesAt < 5000);
+      assert.equal(await locksUnder(root), 0, "a lock outlived the writes of its key");
       await store.close();
       t.diagnostic(
         `kills=${kills} killed-mid-operation=${killedMidOperation} operations-finished=${opsFinished} keys-verified=${keysVerified} ` +
-          `torn=${torn} temp-files-left-by-kills=${swept} (swept) seconds=${((Date.now() - started) / 1000).toFixed(1)} ` +
+          `torn=${torn} temp-files-left-by-kills=${swept} (swept) locks-left-by-kills=${locksLeft} (taken) seconds=${((Date.now() - started) / 1000).toFixed(1)} ` +
           `(waiting for writers to start ${(waitedForWriters / 1000).toFixed(1)} s, checking ${(checking / 1000).toFixed(1)} s)`,
       );
       assert.ok(kills >= MIN_KILLS);

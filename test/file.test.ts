@@ -1,14 +1,17 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, readFile, readdir, realpath, rm, stat, symlink, truncate, utimes, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, open, readFile, readdir, realpath, rm, stat, symlink, truncate, utimes, writeFile } from "node:fs/promises";
+import { existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import fc from "fast-check";
-import { FileStore, compareKeys, keyProblem, openStore } from "../src/index.js";
+import { Registry } from "prom-client";
+import { FileStore, compareKeys, keyProblem, openStore, withMetrics, withRetry } from "../src/index.js";
 import { testStore } from "../src/testing/index.js";
 import { assertInvalid, assertKind, collectBytes, patterned, text } from "../src/testing/helpers.js";
 import { classifyFsError } from "../src/backends/file/errors.js";
 import { segmentNames } from "../src/backends/file/names.js";
+import { waitFor } from "./fixtures/services.js";
 
 const base = await mkdtemp(join(tmpdir(), "stowage-file-test-"));
 let dirs = 0;
@@ -57,8 +60,8 @@ describe("file backend", () => {
       await assertInvalid(openStore(`file:${freshDir()}?fsync=maybe`), "bad fsync");
       await assertInvalid(openStore(`file:${freshDir()}?names=fancy`), "bad names");
       await assertInvalid(openStore(`file:${freshDir()}?color=blue`), "unknown option");
-      assert.throws(() => new FileStore({ root: "" }), /root directory/);
-      assert.throws(() => new FileStore({ root: freshDir(), chunkBytes: 0 }), /chunkBytes/);
+      assert.match((await assertInvalid(FileStore.open({ root: "" }))).message, /root directory/);
+      assert.match((await assertInvalid(FileStore.open({ root: freshDir(), chunkBytes: 0 }))).message, /chunkBytes/);
       const dir = freshDir();
       await (await FileStore.open({ root: dir, names: "readable" })).close();
       await assertInvalid(FileStore.open({ root: dir, names: "portable" }), "names differ from the layout file");
@@ -82,6 +85,85 @@ describe("file backend", () => {
       const started = Date.now();
       await assertKind(FileStore.open({ root: "/proc/stowage-cannot-exist" }), "fatal");
       assert.ok(Date.now() - started < 5000);
+    });
+  });
+
+  describe("create: false", () => {
+    it("creates nothing and rejects not_found naming the directory when it is missing", async () => {
+      const parent = freshDir();
+      await mkdir(parent);
+      const missing = join(parent, "missing", "store");
+      for (const open of [() => FileStore.open({ root: missing, create: false }), () => openStore(`file:${missing}`, { create: false })]) {
+        const err = await assertKind(open(), "not_found");
+        assert.ok(err.message.includes(missing), `the message does not name ${missing}: ${err.message}`);
+      }
+      const rel = relative(process.cwd(), join(parent, "rel"));
+      await assertKind(openStore(`file:./${rel}`, { create: false }), "not_found");
+      assert.deepEqual(await readdir(parent), [], "something was created");
+      await writeFile(join(parent, "a-file"), "x");
+      await assertKind(FileStore.open({ root: join(parent, "a-file", "store"), create: false }), "fatal");
+    });
+
+    it("opens an existing store without writing, and refuses a directory that holds no store", async () => {
+      const dir = freshDir();
+      const created = await FileStore.open({ root: dir });
+      await created.put("k", text("v"));
+      await created.close();
+      const before = await tree(dir);
+      const store = await FileStore.open({ root: dir, create: false });
+      assert.deepEqual(await store.list(), ["k"]);
+      await store.close();
+      assert.deepEqual(await tree(dir), before);
+      const empty = freshDir();
+      await mkdir(empty);
+      const err = await assertKind(FileStore.open({ root: empty, create: false }), "not_found");
+      assert.match(err.message, /\.stowage\.json/);
+      assert.deepEqual(await readdir(empty), [], "the layout file was written");
+    });
+  });
+
+  describe("URL parameters", () => {
+    it("reads ?fsync= as a boolean in any spelling and ?names= as a name mode, in both URL forms", async () => {
+      for (const [query, names] of [["fsync=no&names=portable", "portable"], ["fsync=ON&names=readable", "readable"], ["fsync=0", undefined]] as const) {
+        const dir = freshDir();
+        for (const url of [`file:${dir}?${query}`, `file://${dir}?${query}`]) {
+          const store = await openStore(url);
+          await store.put("K", text("v"));
+          await store.close();
+        }
+        const layout = JSON.parse(await readFile(join(dir, ".stowage.json"), "utf8")) as { names: string };
+        if (names) assert.equal(layout.names, names);
+      }
+      const err = await assertInvalid(openStore(`file:${freshDir()}?fsyn=false`));
+      assert.match(err.message, /unknown URL parameter "fsyn"; known parameters: fsync, names/);
+      await assertInvalid(openStore(`file:${freshDir()}?fsync=true&fsync=false`), "given twice");
+    });
+  });
+
+  describe("range reads", () => {
+    it("reads a range at its position: the end of a 5 GiB value (sparse) without reading the rest", async () => {
+      const dir = freshDir();
+      const store = await FileStore.open({ root: dir, names: "readable" });
+      await store.put("huge", text("placeholder"));
+      const size = 5 * 1024 ** 3;
+      const header = Buffer.from(await readFile(join(dir, "huge.v"))).subarray(0, 38); // fixed part + "{}"
+      header.writeBigUInt64BE(BigInt(size), 12);
+      const path = join(dir, "huge.v");
+      await writeFile(path, header);
+      await truncate(path, header.length + size);
+      const tail = Buffer.from("the last bytes");
+      const handle = await open(path, "r+");
+      await handle.write(tail, 0, tail.length, header.length + size - tail.length);
+      await handle.close();
+      assert.equal((await store.stat("huge")).size, size);
+      const got = await store.get("huge", { range: { offset: size - tail.length, length: 100 } });
+      assert.equal(Buffer.from(got).toString(), "the last bytes");
+      assert.equal(got.buffer.byteLength, tail.length, "the range's bytes do not own their buffer");
+      const streamed = await collectBytes(await store.getStream("huge", { range: { offset: size - tail.length - 2 } }));
+      assert.equal(streamed.toString("latin1"), "\u0000\u0000the last bytes");
+      assert.equal((await store.get("huge", { range: { offset: 1000, length: 3 } })).byteLength, 3);
+      await assertInvalid(store.get("huge", { range: { offset: size + 1 } }));
+      await store.close();
     });
   });
 
@@ -111,11 +193,12 @@ describe("file backend", () => {
         "é.d/😀.v",
       ].sort());
       const raw = await readFile(join(dir, "a.d", "b.v"));
-      assert.equal(raw.subarray(0, 8).toString("latin1"), "STOWAGE\u0001");
+      assert.equal(raw.subarray(0, 8).toString("latin1"), "STOWAGE\u0002");
       const metadataBytes = raw.readUInt32BE(8);
       assert.equal(Number(raw.readBigUInt64BE(12)), text("value of a/b").byteLength);
-      assert.deepEqual(JSON.parse(raw.toString("utf8", 20, 20 + metadataBytes)), { "content-type": "text/plain" });
-      assert.equal(raw.toString("utf8", 20 + metadataBytes), "value of a/b");
+      assert.equal(raw.toString("base64url", 20, 36), (await store.stat("a/b")).etag, "the etag is the 16 bytes at offset 20");
+      assert.deepEqual(JSON.parse(raw.toString("utf8", 36, 36 + metadataBytes)), { "content-type": "text/plain" });
+      assert.equal(raw.toString("utf8", 36 + metadataBytes), "value of a/b");
       assert.deepEqual(await store.list(), [...keys].sort(compareKeys));
       await store.close();
     });
@@ -352,6 +435,20 @@ describe("file backend", () => {
         (err) => err === reason,
       );
       assert.equal(chunks, 2);
+      await store.close();
+    });
+
+    it("a body released unread closes its file at once, directly or under layers", async (t) => {
+      if (!existsSync("/proc/self/fd")) return t.skip("counts descriptors in /proc/self/fd (Linux)");
+      const store = await FileStore.open({ root: freshDir() });
+      await store.put("k", patterned(200_000, 3));
+      const layered = withRetry(withMetrics(store, { registry: new Registry() }));
+      const open = () => readdirSync("/proc/self/fd").length;
+      const before = open();
+      for (const reader of [store, layered]) {
+        for (let i = 0; i < 30; i++) await (await reader.getStream("k"))[Symbol.asyncIterator]().return?.();
+      }
+      await waitFor("the descriptors closed", async () => open() - before < 3, 2000);
       await store.close();
     });
 

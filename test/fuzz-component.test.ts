@@ -208,8 +208,8 @@ describe("fuzz: the component api", { skip: url === undefined ? "no NATS" : unde
         errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
         if (!KINDS.has(kind)) failures.push(`${request.kind}: unknown error kind ${kind}`);
         if (!/^\d{3}$/.test(reply.headers?.get("Nats-Service-Error-Code") ?? "")) failures.push(`${request.kind}: error without a service error code`);
-        const body = reply.json<{ success: boolean; error: { kind: string; message: string } }>();
-        if (body.success !== false || body.error.kind !== kind || body.error.message.length === 0) failures.push(`${request.kind}: malformed error body ${reply.string().slice(0, 200)}`);
+        const body = reply.json<{ success: boolean; error: string; kind: string; op: string }>();
+        if (body.success !== false || body.kind !== kind || typeof body.error !== "string" || body.error.length === 0 || typeof body.op !== "string") failures.push(`${request.kind}: malformed error body ${reply.string().slice(0, 200)}`);
       } else {
         tally.ok++;
         // A success in JSON mode is a JSON object with success: true; raw gets return the bare value.

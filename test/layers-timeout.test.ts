@@ -4,6 +4,7 @@ import { MemoryStore, StorageError, type GetOptions, type OperationOptions } fro
 import { LayerStore, withRetry, withTimeout } from "../src/layers/index.js";
 import { sleep } from "../src/internal/signal.js";
 import type { ChangeEvent } from "../src/types.js";
+import type { CleanDeleteOptions, CleanPutOptions } from "../src/store.js";
 import { assertKind, text } from "../src/testing/helpers.js";
 
 /** A test double: a store that answers `get` after `delayMs` and can stall a stream. */
@@ -120,5 +121,30 @@ describe("timeout layer", () => {
 
   it("refuses a bad deadline", () => {
     for (const bad of [0, -5, NaN, Infinity]) assert.throws(() => withTimeout(new MemoryStore(), bad), /positive number/);
+  });
+});
+
+describe("timeout: writes carry their deadline", () => {
+  it("puts and deletes get a deadline of now + the timeout (or the caller's, if sooner)", async () => {
+    const seen: (number | undefined)[] = [];
+    class Recording extends LayerStore {
+      protected override async _put(key: string, data: Uint8Array, options: CleanPutOptions): Promise<void> {
+        seen.push(options.deadline);
+        return super._put(key, data, options);
+      }
+      protected override async _delete(key: string, options: CleanDeleteOptions): Promise<void> {
+        seen.push(options.deadline);
+        return super._delete(key, options);
+      }
+    }
+    const store = withTimeout(new Recording(new MemoryStore()), 5_000);
+    const before = Date.now();
+    await store.put("k", new Uint8Array(1));
+    await store.delete("k");
+    const soon = Date.now() + 100;
+    await store.put("k", new Uint8Array(1), { deadline: soon });
+    assert.ok(seen[0]! >= before + 5_000 && seen[0]! <= Date.now() + 5_000, String(seen[0]));
+    assert.ok(seen[1]! >= before + 5_000);
+    assert.equal(seen[2], soon);
   });
 });

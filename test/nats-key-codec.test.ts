@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { keyProblem } from "../src/keys.js";
-import { decodeKey, decodeSegment, encodeKey, prefixFilter, tryDecodeKey } from "../src/backends/nats/key-codec.js";
+import { decodeKey, encodeKey, prefixFilter, tryDecodeKey } from "../src/backends/nats/key-codec.js";
 
 /** Valid store keys drawn from segments rich in the characters that matter to subjects. */
 const segment = fc.oneof(
@@ -45,37 +45,50 @@ describe("nats key codec", () => {
     );
   });
 
-  it("turns a prefix into a filter matching exactly the keys under its complete segments", () => {
+  it("turns a prefix into a filter matching exactly the keys starting with it", () => {
     fc.assert(
       fc.property(validKey, validKey, fc.nat(), (key, other, cut) => {
-        const prefix = key.slice(0, cut % (key.length + 1));
-        const filter = prefixFilter(prefix);
+        const chars = [...key];
+        const prefix = chars.slice(0, cut % (chars.length + 1)).join("");
+        const { filter, exact } = prefixFilter(prefix);
         // Every key starting with the prefix matches the filter (no false negatives)...
         assert.ok(subjectMatches(filter, encodeKey(key)), `${JSON.stringify(key)} under ${JSON.stringify(prefix)}`);
-        // ...and a key matching the filter starts with the prefix's complete segments.
-        const complete = prefix.slice(0, prefix.lastIndexOf("/") + 1);
-        if (subjectMatches(filter, encodeKey(other))) assert.ok(other.startsWith(complete));
+        // ...and an exact filter matches no other key.
+        if (exact && subjectMatches(filter, encodeKey(other))) assert.ok(other.startsWith(prefix), `${JSON.stringify(other)} is not under ${JSON.stringify(prefix)}`);
       }),
-      { numRuns: 2000 },
+      { numRuns: 3000 },
     );
   });
 
-  it("encodes the worst key within the subject budget", () => {
-    const worst = "€".repeat(341); // 1023 bytes, every byte escaped
-    assert.ok(encodeKey(worst).length <= 3 * 1024);
-    assert.equal(decodeKey(encodeKey(worst)), worst);
+  it("is exact for a prefix that ends inside a segment or with '/'", () => {
+    assert.deepEqual(prefixFilter("k/01999"), { filter: "k./.0.1.9.9.9.>", exact: true });
+    assert.deepEqual(prefixFilter("a/"), { filter: "a./.>", exact: true });
+    assert.deepEqual(prefixFilter(""), { filter: ">", exact: true });
+    // A trailing escaped run may continue in the key's token: left to the wildcard.
+    assert.deepEqual(prefixFilter("a b"), { filter: "a.=20.b.>", exact: true });
+    assert.deepEqual(prefixFilter("a "), { filter: "a.>", exact: false });
   });
 
-  it("reads ASCII keys as they are and marks empty segments", () => {
-    assert.equal(encodeKey("events/sensors/temp-123"), "events.sensors.temp-123");
-    assert.equal(encodeKey("a//b/"), "a.=.b.=");
-    assert.equal(encodeKey("x.y/*/>"), "x=2Ey.=2A.=3E");
-    assert.equal(prefixFilter("a/b/c"), "a.b.>");
-    assert.equal(prefixFilter("abc"), ">");
+  it("encodes the worst keys within the subject budget", () => {
+    const worstCases = ["€".repeat(341), " ".repeat(1024), "a ".repeat(512), "aé".repeat(341), "/".repeat(1023) + "a"];
+    for (const worst of worstCases) {
+      assert.ok(encodeKey(worst).length <= 3 * Buffer.byteLength(worst) + 2, `${JSON.stringify(worst.slice(0, 8))}: ${encodeKey(worst).length}`);
+      assert.equal(decodeKey(encodeKey(worst)), worst);
+    }
+    fc.assert(fc.property(validKey, (key) => encodeKey(key).length <= 3 * Buffer.byteLength(key) + 2), { numRuns: 2000 });
   });
 
-  it("refuses keys it did not write (foreign or non-canonical)", () => {
-    for (const token of ["=41", "=zz", "a=", "=C3", "*"]) assert.throws(() => decodeSegment(token), /token/);
-    assert.equal(tryDecodeKey("a.=4"), undefined);
+  it("writes ASCII keys one character per token, runs of other characters as one escaped token", () => {
+    assert.equal(encodeKey("events/t-1"), "e.v.e.n.t.s./.t.-.1.=");
+    assert.equal(encodeKey("a//b/"), "a././.b./.=");
+    assert.equal(encodeKey("x.y/*/>"), "x.=2E.y./.=2A./.=3E.=");
+    assert.equal(encodeKey("a é b"), "a.=20=C3=A9=20.b.=");
+  });
+
+  it("refuses keys it did not write (foreign, layout 1 or non-canonical)", () => {
+    for (const kvKey of ["events.sensors", "ab.=", "a.=41.=", "a.=2F.=", "=20.=20.=", "=C3.=", "a.b", "=", "a.*.=", "a.=zz.="]) {
+      assert.equal(tryDecodeKey(kvKey), undefined, kvKey);
+      assert.throws(() => decodeKey(kvKey), /stowage key|UTF-8|plain|empty/);
+    }
   });
 });

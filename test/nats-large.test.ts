@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { headers, type NatsConnection } from "@nats-io/nats-core";
@@ -8,9 +9,11 @@ import { openStore, StorageError } from "../src/index.js";
 import type { NatsStore } from "../src/backends/nats.js";
 import { ChunkWriter } from "../src/backends/nats/chunk-writer.js";
 import { HEADER } from "../src/backends/nats/entry.js";
+import { encodeKey } from "../src/backends/nats/key-codec.js";
 import { assertKind, collectBytes, patterned } from "../src/testing/helpers.js";
 import { sharedNats } from "./fixtures/nats.js";
 import { uniqueName, waitFor } from "./fixtures/services.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const url = await sharedNats();
 const skip = url === undefined ? "no NATS server" : false;
@@ -33,10 +36,10 @@ describe("nats large values", { skip }, () => {
     stores.push(store);
     return { store, bucket };
   };
-  /** The object named by the latest index entry of `kvKey`. */
-  const objectName = async (bucket: string, kvKey: string) => {
-    const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${kvKey}` });
-    assert.ok(m, `an index entry for ${kvKey}`);
+  /** The object named by the latest index entry of `key`. */
+  const objectName = async (bucket: string, key: string) => {
+    const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${encodeKey(key)}` });
+    assert.ok(m, `an index entry for ${key}`);
     return m.header.get(HEADER.object);
   };
   const objectMessages = async (bucket: string) => (await jsm.streams.info(`OBJ_${bucket}_large`)).state.messages;
@@ -73,13 +76,13 @@ describe("nats large values", { skip }, () => {
     const os = await new Objm(nc).open(`${bucket}_large`);
     const data = patterned(300 * 1024 + 5, 9);
     const info = await os.putBlob({ name: "foreign", options: { max_chunk_size: 64 * 1024 } }, data);
-    const refer = async (kvKey: string, digest: string) => {
+    const refer = async (key: string, digest: string) => {
       const h = headers();
       h.set(HEADER.object, info.name);
       h.set(HEADER.nuid, info.nuid);
       h.set(HEADER.size, String(info.size));
       h.set(HEADER.digest, digest);
-      await js.publish(`$KV.${bucket}.${kvKey}`, new Uint8Array(0), { headers: h });
+      await js.publish(`$KV.${bucket}.${encodeKey(key)}`, new Uint8Array(0), { headers: h });
     };
     await refer("foreign", info.digest);
     assert.ok(Buffer.from(await store.get("foreign")).equals(Buffer.from(data)));
@@ -95,7 +98,7 @@ describe("nats large values", { skip }, () => {
     for (const [key, data] of Object.entries(values)) await store.put(key, data);
     const seqs: number[] = [];
     for (const [key, data] of Object.entries(values)) {
-      const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${key}` });
+      const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${encodeKey(key)}` });
       const seq = Number(m!.header.get(HEADER.seq));
       const first = await jsm.streams.getMessage(`OBJ_${bucket}_large`, { seq });
       assert.equal(first!.subject, `$O.${bucket}_large.C.${m!.header.get(HEADER.nuid)}`, `${key}: the sequence is the object's first chunk`);
@@ -104,11 +107,11 @@ describe("nats large values", { skip }, () => {
       assert.ok((await collectBytes(await store.getStream(key))).equals(Buffer.from(data)), `${key} streams back`);
     }
     // An entry whose sequence names another object's chunk is refused, never read as that object.
-    const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.many` });
+    const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${encodeKey("many")}` });
     const h = headers();
-    for (const [name, values] of m!.header) if (name !== HEADER.seq) h.set(name, values[0]!);
+    for (const [name, values] of m!.header) if (name !== HEADER.seq && name !== "Nats-Msg-Id") h.set(name, values[0]!);
     h.set(HEADER.seq, String(seqs[0]));
-    await js.publish(`$KV.${bucket}.wrong`, new Uint8Array(0), { headers: h });
+    await js.publish(`$KV.${bucket}.${encodeKey("wrong")}`, new Uint8Array(0), { headers: h });
     const err = await assertKind(store.get("wrong"), "fatal");
     assert.match(err.message, /missing/);
   });
@@ -196,6 +199,60 @@ describe("nats large values", { skip }, () => {
     const fits = patterned(64 * 1024, 4);
     await store.put("fits", fits);
     assert.deepEqual(await store.get("fits"), fits, "the store still works once the failed put is cleaned up");
+  });
+
+  it("sweep removes the chunks a SIGKILLed writer left without an object record, once they are older than the grace", async () => {
+    const { store, bucket } = await open("?inlineMax=1024&chunkSize=4096&sweepInterval=0");
+    await store.put("kept", patterned(2048, 1)); // one chunk and its object record
+    const src = new URL("../src/index.ts", import.meta.url).pathname;
+    const code = `
+      import { openStore } from ${JSON.stringify(src)};
+      const store = await openStore(${JSON.stringify(`${url}/${bucket}?inlineMax=1024&chunkSize=4096&sweepInterval=0`)});
+      await store.putStream("victim", (async function* () {
+        for (;;) { yield new Uint8Array(4096); await new Promise((r) => setTimeout(r, 2)); }
+      })());`;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { stdio: "ignore" });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    try {
+      // Past 40 orphaned chunks beside the 2 messages of "kept".
+      await waitFor("the writer's chunks", async () => (await objectMessages(bucket)) > 42, 30_000);
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
+    }
+    const orphaned = (await objectMessages(bucket)) - 2;
+    assert.ok(orphaned > 40);
+    assert.deepEqual(await store.sweep({ grace: 60_000 }), { deleted: 0, kept: 2 }, "chunks written moments ago are spared");
+    assert.deepEqual(await store.sweep({ grace: 0 }), { deleted: 1, kept: 1 }, "the orphaned chunks are found and removed");
+    assert.equal(await objectMessages(bucket), 2, "only the referenced object is left");
+    assert.deepEqual(await store.get("kept"), patterned(2048, 1));
+  });
+
+  it("counts the grace from when a value stopped being referenced, not from when it was written", async () => {
+    const { store } = await open("?history=1&inlineMax=1024&chunkSize=4096&sweepInterval=0&sweepGrace=1500");
+    await store.put("k", patterned(20_000, 1));
+    await sleep(2000); // the object is now older than the grace
+    await store.put("k", patterned(100, 2)); // replaced: unreferenced from now on
+    assert.deepEqual(await store.sweep(), { deleted: 0, kept: 1 }, "a value replaced a moment ago is kept for readers still streaming it");
+    await sleep(1700);
+    assert.deepEqual(await store.sweep(), { deleted: 1, kept: 0 }, "and reclaimed once unreferenced for the grace");
+  });
+
+  it("a reader streaming a replaced value that is swept fails at once with a clear error", async () => {
+    const { store } = await open("?history=1&inlineMax=1024&chunkSize=4096&sweepInterval=0");
+    await store.put("k", patterned(2 * 1024 * 1024, 1)); // 512 chunks: far more than the read-ahead
+    const iterator = (await store.getStream("k"))[Symbol.asyncIterator]();
+    assert.ok(!(await iterator.next()).done);
+    await store.put("k", patterned(100, 2));
+    assert.deepEqual(await store.sweep({ grace: 0 }), { deleted: 1, kept: 0 });
+    const started = Date.now();
+    const err = await assertKind((async () => {
+      while (!(await iterator.next()).done);
+    })(), "transient");
+    const waited = Date.now() - started;
+    assert.match(err.message, /replaced while it was being read/);
+    assert.ok(waited < 3000, `the read failed after ${waited} ms`);
+    assert.deepEqual(await store.get("k"), patterned(100, 2), "reading again gives the new value");
   });
 });
 

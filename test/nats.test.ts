@@ -2,8 +2,9 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
 import { openStore, type Store } from "../src/index.js";
-import type { NatsStore } from "../src/backends/nats.js";
+import { NatsStore } from "../src/backends/nats.js";
 import { testStore } from "../src/testing/index.js";
 import { assertKind, collectBytes, ODD_KEYS, patterned, text } from "../src/testing/helpers.js";
 import { sharedNats } from "./fixtures/nats.js";
@@ -48,6 +49,26 @@ describe("nats backend", { skip }, () => {
   after(async () => {
     for (const s of stores) await s.close().catch(() => undefined);
     await destroyBuckets();
+  });
+
+  it("refuses a bucket whose entries were written with another key layout, and marks an empty one made elsewhere", async () => {
+    const nc = await connect({ servers: url! });
+    try {
+      const kvm = new Kvm(nc);
+      const used = bucketUrl();
+      const usedName = used.slice(used.lastIndexOf("/") + 1);
+      const kv = await kvm.create(usedName);
+      await kv.put("events.sensor", text("an entry from another writer"));
+      const err = await assertKind(openStore(used), "fatal");
+      assert.match(err.message, /key layout/);
+      const empty = bucketUrl();
+      await kvm.create(empty.slice(empty.lastIndexOf("/") + 1));
+      const store = await open("", empty);
+      await store.put("a/b", text("v"));
+      assert.deepEqual(await store.list(""), ["a/b"]);
+    } finally {
+      await nc.close();
+    }
   });
 
   it("keeps versions, and the history after a delete", async () => {
@@ -200,17 +221,84 @@ describe("nats backend", { skip }, () => {
     const nc = await connect({ servers: url });
     const bucket = uniqueName("stowage_conn");
     buckets.add(bucket);
-    const { createNatsStore } = await import("../src/backends/nats.js");
-    const store = await createNatsStore({ connection: nc, bucket });
+    const { NatsStore } = await import("../src/backends/nats.js");
+    const store = await NatsStore.open({ connection: nc, bucket });
     await store.put("x", text("1"));
     await store.close();
     assert.equal(nc.isClosed(), false);
     await nc.close();
   });
 
-  it("classifies a closed port as transient", async () => {
-    const err = await assertKind(openStore("nats://127.0.0.1:1/B"), "transient");
+  it("classifies a closed port as transient, naming the address without its password", async () => {
+    const err = await assertKind(openStore("nats://alice:s3cret@127.0.0.1:1/B"), "transient");
     assert.equal(err.op, "open");
+    assert.match(err.message, /cannot reach the NATS server.*127\.0\.0\.1:1/);
+    assert.doesNotMatch(err.message, /s3cret/);
+    assert.doesNotMatch(String(err.cause), /s3cret/);
+  });
+
+  it("with create: false, opens an existing bucket and creates nothing for a missing one (not_found naming it)", async () => {
+    const target = bucketUrl();
+    const bucket = new URL(target).pathname.slice(1);
+    const err = await assertKind(openStore(target, { create: false }), "not_found");
+    assert.match(err.message, new RegExp(`bucket ${bucket} does not exist`));
+    const nc = await connect({ servers: url });
+    const jsm = await jetstreamManager(nc);
+    const streams = (await jsm.streams.names().next()).filter((name) => name.includes(bucket));
+    await nc.close();
+    assert.deepEqual(streams, [], "no stream was created");
+    await (await open("", target)).put("k", text("v"));
+    const readOnly = await openStore(target, { create: false });
+    stores.push(readOnly);
+    assert.deepEqual(await readOnly.list(""), ["k"]);
+  });
+
+  it("refuses a bucket name longer than JetStream's stream names allow, up front", async () => {
+    const err = await assertKind(openStore(`${url}/${"b".repeat(246)}`), "invalid");
+    assert.match(err.message, /at most 245/);
+    await assertKind(NatsStore.open({ bucket: "c".repeat(300), servers: url }), "invalid");
+    // The longest allowed name works for large values too (its object store stream is 255 characters).
+    const longest = `${uniqueName("L").replace(/[^-\w]/g, "_")}`.padEnd(245, "x");
+    buckets.add(longest);
+    const store = await open("", `${url}/${longest}?inlineMax=1024&chunkSize=4096`);
+    await store.put("big", patterned(10_000, 1));
+    assert.deepEqual(await store.get("big"), patterned(10_000, 1));
+  });
+
+  it("refuses unknown URL parameters, listing the known ones", async () => {
+    const err = await assertKind(openStore(`${url}/B?histroy=3`), "invalid");
+    assert.match(err.message, /histroy/);
+    assert.match(err.message, /history/);
+    await assertKind(openStore(`${url}/B?directReads=maybe`), "invalid");
+  });
+
+  it("a retried conditional write whose first attempt took effect resolves, even after a later write", async () => {
+    const store = await open("?history=8&inlineMax=1024&chunkSize=4096");
+    for (const [key, value] of [["small", text("v1")], ["large", patterned(10_000, 1)]] as const) {
+      await store.put(key, text("base"));
+      const etag = (await store.stat(key)).etag;
+      const writeId = `w-${key}-${Math.random()}`;
+      await store.put(key, value, { ifMatch: etag, writeId });
+      await store.put(key, value, { ifMatch: etag, writeId }); // a retry: the same write
+      await store.put(key, text("later"));
+      await store.put(key, value, { ifMatch: etag, writeId }); // a late retry: still the same write
+      assert.equal((await store.versions(key)).length, 3, `${key}: base, the write, later`);
+      await assertKind(store.put(key, value, { ifMatch: etag, writeId: `${writeId}-other` }), "conflict");
+      const deleteId = `d-${key}-${Math.random()}`;
+      const current = (await store.stat(key)).etag;
+      await store.delete(key, { ifMatch: current, writeId: deleteId });
+      await store.put(key, text("again"));
+      await store.delete(key, { ifMatch: current, writeId: deleteId }); // the delete's retry
+      assert.deepEqual(await store.get(key), text("again"));
+    }
+    assert.deepEqual(await store.sweep({ grace: 0 }), { deleted: 0, kept: 1 }, "one object, still in the history: the retries uploaded none");
+  });
+
+  it("NatsStore.open validates its options", async () => {
+    await assertKind(NatsStore.open({}), "invalid");
+    await assertKind(NatsStore.open({ bucket: "B", servers: url, history: 0 }), "invalid");
+    await assertKind(NatsStore.open({ bucket: "B", servers: url, create: "no" as unknown as boolean }), "invalid");
+    await assertKind(NatsStore.open(null as unknown as object), "invalid");
   });
 
   it("refuses a stream of another kind under the bucket's name as fatal", async () => {

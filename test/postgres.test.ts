@@ -9,12 +9,12 @@ import { readFileSync } from "node:fs";
 import pg from "pg";
 import { openStore } from "../src/open.js";
 import { PostgresStore, SMALL_VALUE_BYTES } from "../src/backends/postgres.js";
-import { buildStatements, type Statement } from "../src/backends/postgres/statements.js";
+import { bind, buildStatements, chunkRangeSql, type Statement } from "../src/backends/postgres/statements.js";
 import { hasLz4, schemaSql, tableNames } from "../src/backends/postgres/schema.js";
 import { compareKeys, sortKeys } from "../src/keys.js";
 import { testStore } from "../src/testing/conformance.js";
 import { assertKind, collectBytes, patterned, text } from "../src/testing/helpers.js";
-import type { Store } from "../src/types.js";
+import type { ChangeEvent, Store } from "../src/types.js";
 import { dropStoreTables, findPostgres, storeUrl, uniqueTable } from "./fixtures/postgres.js";
 import { freePort } from "./fixtures/services.js";
 
@@ -39,7 +39,7 @@ if ("skip" in server) {
     };
   };
 
-  const versioned = tables();
+  const versioned = tables({ watch: "true" });
   testStore("postgres", { open: () => versioned.open(), destroy: versioned.destroy });
   const unversioned = tables({ versions: "false" });
   testStore("postgres (versions off)", { open: () => unversioned.open(), destroy: unversioned.destroy });
@@ -120,6 +120,21 @@ if ("skip" in server) {
         assert.deepEqual((await store.listPage("data/x%_4/", { after: "data/x%_5" })).keys, []);
       });
 
+      it("lists one level (100 sub-prefixes over 100k keys) with one index probe per entry", async () => {
+        const page = await store.listPage("data/", { delimiter: "/", limit: 1000 });
+        const names = Array.from({ length: 100 }, (_, g) => `data/${g % 2 === 0 ? `x%_${g}` : `xq${g}`}/`);
+        assert.deepEqual(page, { keys: [], prefixes: sortKeys(names) });
+        const half = await store.listPage("data/", { delimiter: "/", limit: 50 });
+        assert.equal(half.prefixes!.length, 50);
+        assert.deepEqual((await store.listPage("data/", { delimiter: "/", after: half.next })).prefixes, sortKeys(names).slice(50));
+        const sql = buildStatements(tableNames("public", table), { versions: false, history: undefined, smallBytes: SMALL_VALUE_BYTES });
+        const [plan] = await genericPlans([[sql.folder, "text, text, text, int", "'data/', 'data/', 'data0', 1000"]], "ANALYZE, COSTS OFF, TIMING OFF");
+        assert.doesNotMatch(plan!, /Seq Scan/, plan);
+        // Each probe reads one index entry: 101 probes (the last finds nothing), not 100,000 keys.
+        const read = [...plan!.matchAll(/Index Only Scan[^\n]*actual rows=(\d+) loops=(\d+)/g)].reduce((sum, m) => sum + Number(m[1]) * Number(m[2]), 0);
+        assert.ok(read > 0 && read <= 101, `${read} index entries read\n${plan}`);
+      });
+
       it("the range query uses the primary key index under a generic plan", async () => {
         const sql = buildStatements(tableNames("public", table), { versions: false, history: undefined, smallBytes: SMALL_VALUE_BYTES });
         const plans = await genericPlans([
@@ -139,7 +154,7 @@ if ("skip" in server) {
       await store.put("warm", text("warm"));
       // 100 keys of 2,000 versions each.
       await admin.query(`INSERT INTO "${table}_versions" (key, version, size, data) SELECT 'k' || (i % 100), i + 10, 1, '\\x07' FROM generate_series(1, 200000) i`);
-      await admin.query(`INSERT INTO "${table}" (key) SELECT 'k' || i FROM generate_series(1, 99) i`);
+      await admin.query(`INSERT INTO "${table}" (key, version) SELECT 'k' || (i % 100), max(i + 10) FROM generate_series(1, 200000) i GROUP BY 1`);
       await admin.query(`ANALYZE "${table}_versions"`);
       const sql = buildStatements(tableNames("public", table), { versions: true, history: undefined, smallBytes: SMALL_VALUE_BYTES });
       const plans = await genericPlans(
@@ -158,6 +173,117 @@ if ("skip" in server) {
       }
       assert.deepEqual(await store.getMany(["k5", "none", "warm"]), [new Uint8Array([7]), undefined, text("warm")]);
       await store.close();
+    });
+
+    it("reads a range from just the chunk rows that hold it, cut on the server, at any chunk boundary", async () => {
+      const store = await own.open({ chunkBytes: "1024" });
+      const table = own.made.at(-1)!;
+      const data = patterned(100 * 1024 + 17, 9);
+      await store.putStream("big", [data]);
+      const inline = patterned(40_000, 4); // one row, over the size read with the row: substring of the row
+      const plain = await own.open({ chunkBytes: "65536", versions: "false" });
+      await plain.put("inline", inline);
+      for (const [offset, length] of [[0, 1], [1023, 2], [1024, 1024], [1000, 3000], [100 * 1024, 17], [100 * 1024 + 16, 5], [5 * 1024 + 1, undefined], [0, undefined]] as const) {
+        const range = length === undefined ? { offset } : { offset, length };
+        const end = length === undefined ? data.byteLength : Math.min(data.byteLength, offset + length);
+        assert.ok(Buffer.from(await store.get("big", { range })).equals(Buffer.from(data.subarray(offset, end))), `get ${offset}+${String(length)}`);
+        assert.ok((await collectBytes(await store.getStream("big", { range }))).equals(Buffer.from(data.subarray(offset, end))), `getStream ${offset}+${String(length)}`);
+        const inlineEnd = length === undefined ? inline.byteLength : Math.min(inline.byteLength, offset + length);
+        if (offset <= inline.byteLength) assert.ok(Buffer.from(await plain.get("inline", { range })).equals(Buffer.from(inline.subarray(offset, inlineEnd))), `inline ${offset}+${String(length)}`);
+      }
+      const version = (await store.versions("big"))[0]!.version;
+      const names = tableNames("public", table);
+      const { rows } = await admin.query<{ "QUERY PLAN": string }>(
+        `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ${chunkRangeSql(names.chunks, "'big'", BigInt(version), 100 * 1024 - 10, 100 * 1024 + 5)}`,
+      );
+      const plan = rows.map((r) => r["QUERY PLAN"]).join("\n");
+      assert.doesNotMatch(plan, /Seq Scan/, plan);
+      // The first chunk (for its length) and the two that hold the range: not the other 99.
+      const read = [...plan.matchAll(/Index Scan[^\n]*actual rows=(\d+) loops=(\d+)/g)].map((m) => Number(m[1]) * Number(m[2]));
+      assert.deepEqual(read.sort(), [1, 2], plan);
+      await store.close();
+      await plain.close();
+    });
+
+    describe("watch", () => {
+      /** The next `count` events of a feed (fails after 10 s without them). */
+      const take = async (feed: AsyncIterable<ChangeEvent>, count: number): Promise<ChangeEvent[]> => {
+        const iterator = feed[Symbol.asyncIterator]();
+        const seen: ChangeEvent[] = [];
+        while (seen.length < count) {
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${seen.length} of ${count} events in 10 s`)), 10_000)));
+          const next = await Promise.race([iterator.next(), timeout]).finally(() => clearTimeout(timer));
+          if (next.done) break;
+          seen.push(next.value);
+        }
+        return seen;
+      };
+
+      it("is off unless the table notifies; turning it on makes every writer of the table notify, other processes' too", async () => {
+        const quiet = await own.open();
+        const table = own.made.at(-1)!;
+        assert.equal(quiet.capabilities.watch, false);
+        await assertKind(quiet.watch(""), "unsupported");
+        const watcher = await openStore(storeUrl(url, { table, watch: "true" }));
+        assert.equal(watcher.capabilities.watch, true);
+        const again = await openStore(storeUrl(url, { table }));
+        assert.equal(again.capabilities.watch, true, "a table whose writes notify is watchable without asking");
+        const controller = new AbortController();
+        const feed = await watcher.watch("w/", { signal: controller.signal });
+        // `quiet` opened before the table notified: its writes notify all the same (the table's triggers send them).
+        await quiet.put("w/a", text("1"));
+        await quiet.put("other", text("x"));
+        await quiet.putMany([{ key: "w/c", data: text("3") }, { key: "w/b", data: text("2") }]);
+        await quiet.deleteMany(["w/a", "w/b", "w/none"]);
+        await quiet.putStream("w/big", [patterned(3 * MiB)]);
+        const events = await take(feed, 6);
+        controller.abort();
+        assert.deepEqual(events.map((e) => `${e.op} ${e.key}`), ["put w/a", "put w/b", "put w/c", "delete w/a", "delete w/b", "put w/big"]);
+        const versions = await Promise.all(events.map(async (e) => (await watcher.versions(e.key)).map((v) => v.version)));
+        events.forEach((e, i) => assert.ok(versions[i]!.includes(e.version!), `${e.key}: event version ${e.version} is one of the key's versions`));
+        assert.ok(events.every((e) => e.time instanceof Date && Math.abs(e.time.getTime() - Date.now()) < 60_000));
+        for (const s of [quiet, watcher, again]) await s.close();
+      });
+
+      it("delivers the longest keys (1,024 bytes of multi-byte characters) whole", async () => {
+        const store = await own.open({ watch: "true", versions: "false" });
+        const key = `w/${"é".repeat(511)}`;
+        assert.equal(Buffer.byteLength(key), 1024);
+        const controller = new AbortController();
+        const feed = await store.watch("w/", { signal: controller.signal });
+        await store.put(key, text("v"));
+        await store.delete(key);
+        const events = await take(feed, 2);
+        controller.abort();
+        assert.deepEqual(events.map((e) => [e.op, e.key]), [["put", key], ["delete", key]]);
+        assert.equal(events[1]!.version, undefined, "a delete without history has no version");
+        await store.close();
+      });
+
+      it("a lost listening connection ends every feed with transient (changes meanwhile are not seen); watch again works", async () => {
+        const store = await own.open({ watch: "true" });
+        const { channel } = tableNames("public", own.made.at(-1)!);
+        const feeds = [await store.watch("a/"), await store.watch("")];
+        const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query = $1", [`LISTEN "${channel}"`]);
+        assert.ok(rows.length >= 1, "a listening connection");
+        for (const { pid } of rows) await admin.query("SELECT pg_terminate_backend($1)", [pid]);
+        for (const feed of feeds) {
+          const err = await assertKind(
+            (async () => {
+              for await (const _ of feed) void _;
+            })(),
+            "transient",
+          );
+          assert.match(err.message, /lost/);
+        }
+        const controller = new AbortController();
+        const feed = await store.watch("a/", { signal: controller.signal });
+        await store.put("a/x", text("1"));
+        assert.deepEqual((await take(feed, 1)).map((e) => e.key), ["a/x"]);
+        controller.abort();
+        await store.close();
+      });
     });
 
     it("orders astral, private-use and BMP keys by UTF-8 bytes, as compareKeys does", async () => {
@@ -194,7 +320,7 @@ if ("skip" in server) {
       await assertKind(store.get("k", { version: "999999999" }), "not_found");
       await assertKind(store.get("k", { version: "not-a-number" }), "not_found");
       const chunkVersions = async () =>
-        (await admin.query<{ version: string }>(`SELECT DISTINCT version::text FROM "${table}_chunks" ORDER BY 1`)).rows.map((r) => r.version);
+        (await admin.query<{ text: string }>(`SELECT DISTINCT version, version::text AS text FROM "${table}_chunks" ORDER BY 1`)).rows.map((r) => r.text);
       assert.deepEqual(await chunkVersions(), versions.map((v) => v.version));
       await store.delete("k");
       assert.equal((await store.versions("k")).at(-1)!.deleted, true);
@@ -214,7 +340,7 @@ if ("skip" in server) {
       await plain.close();
     });
 
-    it("writes each value's bytes once, in its history row; the main table holds the live keys", async () => {
+    it("writes each value's bytes once, in its history row; the main table holds each key's version, deleted keys marked", async () => {
       const store = await own.open();
       const table = own.made.at(-1)!;
       const small = patterned(SMALL_VALUE_BYTES, 1);
@@ -225,8 +351,9 @@ if ("skip" in server) {
       await store.putMany([{ key: "m0", data: many[0]! }, { key: "m1", data: many[1]! }]);
       await store.put("gone", small);
       await store.delete("gone");
-      const keys = await admin.query<{ key: string }>(`SELECT key FROM "${table}" ORDER BY key`);
-      assert.deepEqual(keys.rows.map((r) => r.key), ["large", "m0", "m1", "small"]);
+      const keys = await admin.query<{ key: string; version: string; deleted: boolean }>(`SELECT key, version::text, deleted FROM "${table}" ORDER BY key`);
+      assert.deepEqual(keys.rows.map((r) => [r.key, r.deleted]), [["gone", true], ["large", false], ["m0", false], ["m1", false], ["small", false]]);
+      for (const row of keys.rows) assert.equal(row.version, (await store.versions(row.key)).at(-1)!.version, `${row.key}: the row's version is the newest`);
       const stored = await admin.query<{ key: string; bytes: number | null }>(`SELECT key, octet_length(data) AS bytes FROM "${table}_versions" ORDER BY key, version`);
       assert.deepEqual(stored.rows.map((r) => [r.key, r.bytes]), [["gone", SMALL_VALUE_BYTES], ["gone", null], ["large", SMALL_VALUE_BYTES + 1], ["m0", 300_000], ["m1", 100], ["small", SMALL_VALUE_BYTES]]);
       // Every read path finds the bytes where they are.
@@ -244,7 +371,7 @@ if ("skip" in server) {
       const pool = new pg.Pool({ connectionString: url, max: 8 });
       const table = uniqueTable();
       own.made.push(table);
-      const store = new PostgresStore({ pool, table, chunkBytes: 1024 });
+      const store = await PostgresStore.open({ pool, table, chunkBytes: 1024 });
       const keys = ["a", "b", "c"];
       const big = patterned(3000, 9); // chunked: drawn its version before it takes its lock
       for (let round = 0; round < 150; round++) {
@@ -268,6 +395,24 @@ if ("skip" in server) {
       await pool.end();
     });
 
+    it("writers racing on new and deleted keys never fail (8 at once on each of 300 keys)", async () => {
+      const pool = new pg.Pool({ connectionString: url, max: 8 });
+      const table = uniqueTable();
+      own.made.push(table);
+      const store = await PostgresStore.open({ pool, table });
+      const failures: string[] = [];
+      for (let i = 0; i < 300; i++) {
+        const key = `race/${i % 100}`;
+        // The first 100 keys are new; then each was deleted: its next puts recreate it.
+        const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, w) => (w === 7 && i >= 100 ? store.delete(key) : store.put(key, text(`${i}.${w}`)))));
+        for (const o of outcomes) if (o.status === "rejected") failures.push(String(o.reason));
+        if (i % 100 === 99) await store.deleteMany(Array.from({ length: 100 }, (_, k) => `race/${k}`));
+      }
+      assert.deepEqual(failures.slice(0, 3), []);
+      await store.close();
+      await pool.end();
+    });
+
     it("a putMany and a deleteMany of 20,000 keys fit the server's lock table", async () => {
       const store = await own.open();
       const entries = Array.from({ length: 20_000 }, (_, i) => ({ key: `many/${i}`, data: text(String(i)) }));
@@ -279,6 +424,30 @@ if ("skip" in server) {
       await store.close();
     });
 
+    it("a batch in progress holds off the writes of its own keys, and no others", async () => {
+      const store = await own.open();
+      const table = own.made.at(-1)!;
+      const sql = buildStatements(tableNames("public", table), { versions: true, history: 8, smallBytes: SMALL_VALUE_BYTES });
+      const keys = Array.from({ length: 2000 }, (_, i) => `batch/${String(i).padStart(4, "0")}`);
+      const batch = await admin.connect();
+      const settled = (promise: Promise<unknown>, ms: number) => Promise.race([promise.then(() => "resolved"), new Promise((r) => setTimeout(() => r("waiting"), ms))]);
+      try {
+        await batch.query("BEGIN");
+        await batch.query(bind(sql.putMany, [keys, keys.map(() => text("b")), keys.map(() => null)]));
+        // 2,000 keys spread over every bucket a batch of the earlier layout locked: other keys are not held off.
+        for (let i = 0; i < 20; i++) assert.equal(await settled(store.put(`other/${i}`, text("o")), 5000), "resolved", `other/${i} waited for the batch`);
+        const mine = store.put("batch/0007", text("after"));
+        assert.equal(await settled(mine, 300), "waiting", "a key of the batch waits for it");
+        await batch.query("COMMIT");
+        await mine;
+      } finally {
+        batch.release();
+      }
+      assert.deepEqual(await store.get("batch/0007"), text("after"));
+      assert.deepEqual((await store.versions("batch/0007")).map((v) => v.size), [1, 5]);
+      await store.close();
+    });
+
     it("deletes and chunked puts work where the default isolation is REPEATABLE READ", async () => {
       const table = uniqueTable();
       own.made.push(table);
@@ -287,7 +456,7 @@ if ("skip" in server) {
       const pool = new pg.Pool({ connectionString: strict.href, max: 2 });
       const { rows } = await pool.query<{ level: string }>("SELECT current_setting('transaction_isolation') AS level");
       assert.equal(rows[0]!.level, "repeatable read");
-      const store = new PostgresStore({ pool, table, chunkBytes: 1024 });
+      const store = await PostgresStore.open({ pool, table, chunkBytes: 1024 });
       await store.put("k", text("v"));
       await store.putStream("big", [patterned(5000, 3)]);
       await store.delete("k");
@@ -335,7 +504,7 @@ if ("skip" in server) {
       const pool = new pg.Pool({ connectionString: url, max: 1 });
       const table = uniqueTable();
       own.made.push(table);
-      const store = new PostgresStore({ pool, table, chunkBytes: 64 * 1024 });
+      const store = await PostgresStore.open({ pool, table, chunkBytes: 64 * 1024 });
       const value = patterned(MiB, 6);
       await store.put("k", value);
       for await (const piece of await store.getStream("k")) {
@@ -393,35 +562,181 @@ if ("skip" in server) {
       await store.close();
     });
 
-    it("a failed stream leaves nothing, not even chunk rows", async () => {
+    it("a stream whose source throws inside the transaction is the caller's failure (invalid, not a lost connection) and leaves nothing", async () => {
       const store = await own.open({ chunkBytes: "1024" });
       const table = own.made.at(-1)!;
       async function* failing() {
         yield patterned(5000);
         throw new Error("source broke");
       }
-      await assert.rejects(store.putStream("s", failing()));
+      const err = await assertKind(store.putStream("s", failing()), "invalid");
+      assert.match(err.message, /source broke/);
       await assertKind(store.get("s"), "not_found");
       assert.equal((await admin.query(`SELECT 1 FROM "${table}_chunks"`)).rowCount, 0);
       await store.close();
     });
 
-    it("docs/postgres.md gives the schema the store makes, and a store opens on it with createSchema=false", async () => {
+    it("docs/postgres.md gives the schema the store makes; with create=false a missing table is not_found and nothing is created", async () => {
       const doc = readFileSync(new URL("../docs/postgres.md", import.meta.url), "utf8");
       const sql = /For teams that migrate by hand[\s\S]*?```sql\n([\s\S]*?)```/.exec(doc)?.[1]?.trim();
       assert.equal(sql, schemaSql(tableNames("public", "stowage_objects"), { lz4: true }));
       const table = uniqueTable();
       own.made.push(table);
-      const missing = await assertKind(openStore(storeUrl(url, { table, createSchema: "false" })), "fatal");
-      assert.match(missing.message, /missing and createSchema is off/);
+      const objects = async () =>
+        (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE $1", [`${table}%`])).rows[0]!.n +
+        (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_proc WHERE proname LIKE $1", [`${table}%`])).rows[0]!.n;
+      const missing = await assertKind(openStore(storeUrl(url, { table, create: "false" })), "not_found");
+      assert.match(missing.message, new RegExp(`table public\\.${table}\\b.*does not exist`));
+      await assertKind(openStore(storeUrl(url, { table }), { postgres: { create: false } }), "not_found");
+      assert.equal(await objects(), 0, "nothing was created");
       const lz4 = await hasLz4(admin);
       const lines = sql!.replaceAll("stowage_objects", table).split("\n");
       await admin.query(lines.filter((line) => lz4 || !line.includes("COMPRESSION lz4")).join("\n"));
-      const store = await openStore(storeUrl(url, { table, createSchema: "false" }));
+      const made = await objects();
+      const store = await openStore(storeUrl(url, { table, create: "false" }));
       await store.put("k", patterned(3 * MiB, 2));
       await store.delete("k");
       assert.equal((await store.versions("k")).length, 2);
       await store.close();
+      assert.equal(await objects(), made, "the store created nothing of its own");
+    });
+
+    it("a table made by the earlier layout (keys only in the table of keys) is refused until the upgrade in docs/postgres.md is applied", async () => {
+      const table = uniqueTable();
+      own.made.push(table);
+      const n = tableNames("public", table);
+      // The earlier layout: the live keys alone, history rows appended under advisory locks.
+      await admin.query(`CREATE SEQUENCE ${n.sequence};
+        CREATE TABLE ${n.main} (key text COLLATE "C" PRIMARY KEY);
+        CREATE TABLE ${n.versions} (key text COLLATE "C" NOT NULL, version bigint NOT NULL, size bigint NOT NULL, modified timestamptz NOT NULL DEFAULT now(),
+          metadata jsonb, data bytea, chunks integer NOT NULL DEFAULT 0, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (key, version));
+        CREATE TABLE ${n.chunks} (key text COLLATE "C" NOT NULL, version bigint NOT NULL, seq integer NOT NULL, bytes bytea NOT NULL, PRIMARY KEY (key, version, seq));
+        INSERT INTO ${n.main} VALUES ('a');
+        INSERT INTO ${n.versions} (key, version, size, data) VALUES ('a', nextval(${n.sequenceLiteral}), 2, 'a1'), ('a', nextval(${n.sequenceLiteral}), 2, 'a2'),
+          ('b', nextval(${n.sequenceLiteral}), 2, 'b1');
+        INSERT INTO ${n.versions} (key, version, size, deleted) VALUES ('b', nextval(${n.sequenceLiteral}), 0, true);`);
+      const refused = await assertKind(openStore(storeUrl(url, { table })), "fatal");
+      assert.match(refused.message, /earlier stowage.*docs\/postgres\.md/);
+      const doc = readFileSync(new URL("../docs/postgres.md", import.meta.url), "utf8");
+      const upgrade = /### Tables made by an earlier stowage[\s\S]*?```sql\n([\s\S]*?)```/.exec(doc)?.[1];
+      assert.ok(upgrade, "the upgrade is in docs/postgres.md");
+      await admin.query(upgrade.replaceAll("stowage_objects", table));
+      const store = await openStore(storeUrl(url, { table }));
+      assert.deepEqual(await store.list(""), ["a"]);
+      assert.deepEqual(await store.get("a"), text("a2"));
+      await assertKind(store.get("b"), "not_found");
+      await store.put("a", text("a3"));
+      await store.put("b", text("b2"));
+      assert.deepEqual((await store.versions("a")).map((v) => v.size), [2, 2, 2]);
+      assert.deepEqual((await store.versions("b")).map((v) => v.deleted), [false, true, false]);
+      assert.deepEqual(await store.list(""), ["a", "b"]);
+      assert.equal((await store.stat("a")).etag, (await store.versions("a")).at(-1)!.version);
+      await store.close();
+    });
+
+    for (const [layout, params] of [
+      ["versions on", {}],
+      ["versions off", { versions: "false" }],
+      ["versions on, chunked values", { chunkBytes: "1024" }],
+    ] as const) {
+      it(`a write id (${layout}): an attempt with the id of a write that took effect changes nothing, whatever happened since`, async () => {
+        const store = await own.open(params);
+        const value = (s: string) => (layout.includes("chunked") ? patterned(3000, s.charCodeAt(0)) : text(s));
+        const read = async (key: string) => (await store.get(key).catch(() => undefined)) ?? null;
+        // put, then another write, then the same put again: the other write stands.
+        await store.put("put", value("A"), { writeId: "w-put" });
+        await store.put("put", value("B"));
+        await store.put("put", value("A"), { writeId: "w-put" });
+        assert.deepEqual(await read("put"), value("B"));
+        // create, delete, the same create again: it already took effect, so it resolves and changes nothing.
+        await store.put("create", value("A"), { ifNoneMatch: "*", writeId: "w-create" });
+        await store.delete("create");
+        await store.put("create", value("A"), { ifNoneMatch: "*", writeId: "w-create" });
+        assert.equal(await read("create"), null);
+        // ifMatch: the first attempt's success is the answer, though the etag has moved on.
+        const etag = (await store.stat("put")).etag!;
+        await store.put("put", value("C"), { ifMatch: etag, writeId: "w-cas" });
+        await store.put("put", value("D"));
+        await store.put("put", value("C"), { ifMatch: etag, writeId: "w-cas" });
+        assert.deepEqual(await read("put"), value("D"));
+        // A condition that failed recorded nothing: the same id may still take effect.
+        await assertKind(store.put("put", value("E"), { ifNoneMatch: "*", writeId: "w-failed" }), "conflict");
+        await store.delete("put");
+        await store.put("put", value("E"), { ifNoneMatch: "*", writeId: "w-failed" });
+        assert.deepEqual(await read("put"), value("E"));
+        // delete, delete ifMatch, deleteMany: a later put stands.
+        const deletes: [string, (key: string, etag: string) => Promise<void>][] = [
+          ["delete", (key) => store.delete(key, { writeId: "w-delete" })],
+          ["deleteIfMatch", (key, tag) => store.delete(key, { ifMatch: tag, writeId: "w-delete-if" })],
+          ["deleteMany", (key) => store.deleteMany([key, "absent"], { writeId: "w-delete-many" })],
+        ];
+        for (const [key, remove] of deletes) {
+          await store.put(key, value("A"));
+          const tag = (await store.stat(key)).etag!;
+          await remove(key, tag);
+          await store.put(key, value("B"));
+          await remove(key, tag);
+          assert.deepEqual(await read(key), value("B"), key);
+        }
+        // putMany: the batch is one write.
+        await store.putMany([{ key: "many/1", data: value("A") }, { key: "many/2", data: value("A") }], { writeId: "w-many" });
+        await store.delete("many/1");
+        await store.putMany([{ key: "many/1", data: value("A") }, { key: "many/2", data: value("A") }], { writeId: "w-many" });
+        assert.equal(await read("many/1"), null);
+        if (layout !== "versions off") {
+          assert.equal((await store.versions("create")).length, 2, "create: its put and the delete");
+          assert.equal((await store.versions("many/2")).length, 1, "putMany: once");
+        }
+        await store.close();
+      });
+    }
+
+    it("a write id: attempts of one write at once (a put, a create, a batch) take effect once (the second to record its id rolls back whole)", async () => {
+      const store = await own.open();
+      for (let round = 0; round < 5; round++) {
+        const put = `put/${round}`;
+        const create = `create/${round}`;
+        const batch = [{ key: `many/${round}/a`, data: text("A") }, { key: `many/${round}/b`, data: text("A") }];
+        await Promise.all([
+          ...Array.from({ length: 6 }, () => store.put(put, text("A"), { writeId: `p${round}` })),
+          ...Array.from({ length: 6 }, () => store.put(create, text("A"), { ifNoneMatch: "*", writeId: `c${round}` })),
+          ...Array.from({ length: 4 }, () => store.putMany(batch, { writeId: `m${round}` })),
+        ]);
+        assert.equal((await store.versions(put)).length, 1, put);
+        assert.equal((await store.versions(create)).length, 1, create);
+        for (const { key } of batch) assert.equal((await store.versions(key)).length, 1, key);
+      }
+      await store.close();
+    });
+
+    it("a write id: tables made before the table of write ids get it when the store may create; with create=false writes go without it", async () => {
+      const table = uniqueTable();
+      own.made.push(table);
+      await (await openStore(storeUrl(url, { table }))).close();
+      await admin.query(`DROP TABLE "${table}_writes"`);
+      const without = await openStore(storeUrl(url, { table, create: "false" }));
+      await without.put("k", text("A"), { writeId: "w" });
+      await without.put("k", text("A"), { writeId: "w" });
+      assert.equal((await without.versions("k")).length, 2, "no dedupe without the table");
+      await without.close();
+      const upgraded = await openStore(storeUrl(url, { table }));
+      await upgraded.put("k", text("A"), { writeId: "w2" });
+      await upgraded.put("k", text("A"), { writeId: "w2" });
+      assert.equal((await upgraded.versions("k")).length, 3, "the table was created: one version more, not two");
+      await upgraded.close();
+    });
+
+    it("a write id is forgotten after dedupeWindow: swept in the background by the stores that write with ids", async () => {
+      await assertKind(openStore(storeUrl(url, { table: uniqueTable(), dedupeWindow: "10ms" })), "invalid");
+      const table = uniqueTable();
+      own.made.push(table);
+      const store = await openStore(storeUrl(url, { table, dedupeWindow: "1s" }));
+      await store.put("k", text("A"), { writeId: "old" });
+      await new Promise((r) => setTimeout(r, 1600));
+      await store.put("k", text("B"), { writeId: "new" });
+      await store.close(); // waits for the sweep
+      const { rows } = await admin.query<{ write_id: string }>(`SELECT write_id FROM "${table}_writes" ORDER BY write_id`);
+      assert.deepEqual(rows.map((r) => r.write_id), ["new"]);
     });
 
     it("two processes' worth of stores create the same schema at once", async () => {
@@ -437,7 +752,7 @@ if ("skip" in server) {
       const pool = new pg.Pool({ connectionString: url, max: 3 });
       const table = uniqueTable();
       own.made.push(table);
-      const store = new PostgresStore({ pool, table, versions: false });
+      const store = await PostgresStore.open({ pool, table, versions: false });
       await store.put("k", text("v"));
       await store.close();
       const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${table}"`);
@@ -487,6 +802,34 @@ if ("skip" in server) {
         }
         await assertKind(openStore(storeUrl(url, { table: "ok", versions: "maybe" })), "invalid");
         await assertKind(openStore(storeUrl(url, { table: "ok", history: "1" })), "invalid");
+      });
+
+      it("refuses PostgreSQL's own schemas up front (given, or the connection's own) and creates nothing", async () => {
+        const table = uniqueTable();
+        for (const schema of ["information_schema", "pg_catalog", "pg_toast", "pg_temp", "pg_temp_3", "pg_toast_temp_1", "PG_CATALOG"]) {
+          const err = await assertKind(openStore(storeUrl(url, { table, schema })), "invalid", schema);
+          assert.match(err.message, /belongs to PostgreSQL itself/);
+        }
+        const inCatalog = new URL(storeUrl(url, { table }));
+        inCatalog.searchParams.set("options", "-c search_path=pg_catalog");
+        await assertKind(openStore(inCatalog.href), "invalid");
+        const { rows } = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE $1", [`${table}%`]);
+        assert.equal(rows[0]!.n, 0);
+      });
+
+      it("refuses unknown URL parameters, listing the known ones; pg's own parameters reach pg", async () => {
+        const err = await assertKind(openStore(storeUrl(url, { table: uniqueTable(), histroy: "3" })), "invalid");
+        assert.match(err.message, /unknown URL parameter "histroy".*history/);
+        await assertKind(openStore(storeUrl(url, { table: uniqueTable(), binary: "true" })), "invalid");
+        await assertKind(openStore(storeUrl(url, { table: uniqueTable(), history: "some" })), "invalid");
+        const name = `stowage_${Math.random().toString(36).slice(2, 10)}`;
+        const store = await own.open({ sslmode: "disable", application_name: name, history: "all", chunkBytes: "64KiB" });
+        await store.put("k", patterned(100 * 1024));
+        const { rows } = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [name]);
+        assert.ok(rows[0]!.n >= 1, "the store's connections carry application_name");
+        for (let i = 0; i < 10; i++) await store.put("k", text(String(i)));
+        assert.equal((await store.versions("k")).length, 11, "history=all keeps every version");
+        await store.close();
       });
 
       it("a dropped table after open is fatal, not a crash", async () => {

@@ -13,7 +13,16 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { HeadObjectCommand, ListBucketsCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { openStore } from "../src/open.js";
 import { S3Store } from "../src/backends/s3.js";
 import { resolveS3Config } from "../src/backends/s3/config.js";
@@ -255,30 +264,32 @@ describe("s3 on s3rver: protocol and client settings", () => {
     await assertKind(store.stat("meta/big"), "not_found");
   });
 
-  it("classifies errors: missing key not_found, missing bucket and bad credentials fatal, closed port transient", async () => {
+  it("classifies errors: missing key not_found, missing bucket not_found at open and fatal after, bad credentials fatal at open, closed port transient", async () => {
     for (const op of [() => store.get("nope"), () => store.stat("nope"), () => store.getStream("nope")]) await assertKind(op(), "not_found");
 
     const missing = uniqueBucket("missing");
-    const atOpen = await assertKind(openStore(storeUrl(server, missing)), "fatal");
+    const atOpen = await assertKind(openStore(storeUrl(server, missing)), "not_found");
     assert.match(atOpen.message, /does not exist/);
-    const lazy = await openStore(`${storeUrl(server, missing)}&versioning=false`);
-    await assertKind(lazy.get("k"), "fatal");
-    await assertKind(lazy.put("k", text("v")), "fatal");
-    await lazy.close();
+    // A bucket deleted under an open store: fatal, never read as a missing key.
+    const doomed = uniqueBucket("doomed");
+    await createBucket(doomed, { server });
+    const orphan = await openStore(storeUrl(server, doomed));
+    await deleteBucket(doomed, { server });
+    for (const op of [() => orphan.get("k"), () => orphan.put("k", text("v")), () => orphan.getMany(["k"]), () => orphan.list("")]) {
+      assert.match((await assertKind(op(), "fatal")).message, /does not exist/);
+    }
+    await orphan.close();
 
     if (server.kind === "s3rver") {
-      const wrong = await openStore(storeUrl({ ...server, accessKeyId: "WRONG", secretAccessKey: "nope" }, store.bucket, ""), { s3: { versioning: false } });
-      const denied = await assertKind(wrong.get("k"), "fatal");
-      assert.match(denied.message, /credentials/);
-      assert.doesNotMatch(denied.message, /nope/);
-      await wrong.close();
+      const wrongUrl = storeUrl({ ...server, accessKeyId: "WRONG", secretAccessKey: "nope" }, store.bucket, "");
+      const refused = await assertKind(openStore(wrongUrl), "fatal");
+      assert.match(refused.message, /InvalidAccessKeyId.*credentials/);
+      assert.doesNotMatch(refused.message, /nope/);
     }
 
     const port = await freePort();
-    const closed = await openStore(storeUrl({ ...server, endpoint: `http://127.0.0.1:${port}` }, "any-bucket"), { s3: { versioning: false, clientConfig: { maxAttempts: 1 } } });
-    await assertKind(closed.get("k"), "transient");
-    await assertKind(closed.put("k", text("v")), "transient");
-    await closed.close();
+    const closedUrl = storeUrl({ ...server, endpoint: `http://127.0.0.1:${port}` }, "any-bucket");
+    await assertKind(openStore(closedUrl, { s3: { clientConfig: { maxAttempts: 1 } } }), "transient");
   });
 
   it("a prefix is a namespace: keys and listings are relative to it, and prefix + key must fit 1024 bytes", async () => {
@@ -335,14 +346,78 @@ describe("s3 on s3rver: protocol and client settings", () => {
 
   it("refuses bad URLs and options with invalid, without leaking secrets", async () => {
     const base = storeUrl(server, store.bucket);
-    for (const url of [`${base}&colour=red`, `${base}&partSize=1024`, `${base}&forcePathStyle=maybe`, `${base}&versioning=sometimes`, "s3:///prefix", `${base}&endpoint=ftp://x`]) {
+    for (const url of [
+      `${base}&colour=red`,
+      `${base}&partSize=1024`,
+      `${base}&forcePathStyle=maybe`,
+      `${base}&versioning=sometimes`,
+      `${base}&conditionalWrites=perhaps`,
+      "s3:///prefix",
+      `${base}&endpoint=ftp://x`,
+      `${base}&directRequests=true`,
+    ]) {
       const err = await assertKind(openStore(url), "invalid", url);
       assert.doesNotMatch(err.message, new RegExp(server.secretAccessKey === "S3RVER" ? "S3RVER@" : server.secretAccessKey));
     }
   });
 });
 
-describe("s3 on moto: versioning detection and multipart cleanup", { skip: motoSkip }, () => {
+describe("s3 on s3rver: ranges and conditions", () => {
+  let server: S3ServerHandle;
+  let store: S3Store;
+  let bucket: string;
+  before(async () => {
+    ({ server, store, bucket } = await s3rverStore());
+  });
+  after(async () => {
+    await store.close();
+    await deleteBucket(bucket, { server });
+  });
+
+  it("reads ranges with the Range header, cut to what was asked even where the server sends more", async () => {
+    const value = patterned(100_000, 3);
+    await store.put("r", value);
+    for (const [offset, length] of [[0, 1], [0, 0], [5, 10], [99_999, 1], [99_999, 50], [100_000, undefined], [100_000, 0], [0, undefined], [42, undefined]] as const) {
+      const range = { offset, length };
+      const want = Buffer.from(value.subarray(offset, length === undefined ? undefined : offset + length));
+      assert.ok(Buffer.from(await store.get("r", { range })).equals(want), `get ${JSON.stringify(range)}`);
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of await store.getStream("r", { range })) chunks.push(chunk);
+      assert.ok(Buffer.concat(chunks).equals(want), `getStream ${JSON.stringify(range)}`);
+    }
+    // s3rver's own answer to bytes=0-0 is the whole object: the store cuts it.
+    const raw = await adminClient(server).send(new GetObjectCommand({ Bucket: bucket, Key: "r", Range: "bytes=0-0" }));
+    assert.equal((await raw.Body!.transformToByteArray()).byteLength, 100_000, "s3rver fixed its bytes=0-0: the cut is no longer needed here");
+    const past = await assertKind(store.get("r", { range: { offset: 100_001 } }), "invalid");
+    assert.match(past.message, /past the end/);
+    await assertKind(store.getStream("r", { range: { offset: 200_000, length: 1 } }), "invalid");
+    await assertKind(store.get("r", { range: { offset: 100_001, length: 0 } }), "invalid");
+    await assertKind(store.get("missing", { range: { offset: 0, length: 1 } }), "not_found");
+  });
+
+  it("s3rver ignores If-Match and If-None-Match: the probe finds out, and a condition is unsupported, never a silent overwrite", async () => {
+    assert.equal(store.capabilities.conditionalWrites, false);
+    await store.put("c", text("v1"));
+    const { etag } = await store.stat("c");
+    assert.match(etag, /^"[0-9a-f]{32}"$/, "the server's ETag");
+    await assertKind(store.put("c", text("v2"), { ifNoneMatch: "*" }), "unsupported");
+    await assertKind(store.put("c", text("v2"), { ifMatch: etag }), "unsupported");
+    await assertKind(store.delete("c", { ifMatch: etag }), "unsupported");
+    assert.deepEqual(await store.get("c"), text("v1"));
+    // The open's probe left nothing behind.
+    assert.deepEqual(await adminList(server, bucket, ".stowage-probe"), []);
+    // The probe's answer, from a raw client: s3rver writes over a condition that does not hold.
+    await adminClient(server).send(new PutObjectCommand({ Bucket: bucket, Key: "c", Body: text("raw"), IfNoneMatch: "*" }));
+    assert.deepEqual(await store.get("c"), text("raw"));
+  });
+});
+
+async function adminList(server: S3ServerHandle, bucket: string, prefix: string): Promise<string[]> {
+  const out = await adminClient(server).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  return (out.Contents ?? []).map((o) => o.Key!);
+}
+
+describe("s3 on moto: conditions, archived objects, versioning detection and multipart cleanup", { skip: motoSkip }, () => {
   let server: S3ServerHandle;
   const buckets: string[] = [];
   before(async () => {
@@ -361,6 +436,36 @@ describe("s3 on moto: versioning detection and multipart cleanup", { skip: motoS
     const out = await adminClient(server).send(new ListMultipartUploadsCommand({ Bucket: name }));
     return out.Uploads?.length ?? 0;
   }
+
+  it("moto honours the conditions on PutObject and DeleteObject, If-None-Match (not If-Match) on CompleteMultipartUpload", async () => {
+    const name = await bucket(true);
+    const store = await openStore(storeUrl(server, name), { s3: { partSize: 5 * MiB } });
+    assert.equal(store.capabilities.conditionalWrites, true);
+    const big = () => generated(11 * MiB, MiB, 5);
+    await store.putStream("k", big(), { ifNoneMatch: "*" });
+    const err = await assertKind(store.putStream("k", big(), { ifNoneMatch: "*" }), "conflict");
+    assert.match(err.message, /PreconditionFailed/);
+    const { etag } = await store.stat("k");
+    // moto would complete the upload whatever If-Match says: refused, and nothing was uploaded.
+    await assertKind(store.putStream("k", big(), { ifMatch: etag }), "unsupported");
+    assert.equal(await inProgressUploads(name), 0);
+    // A put of the same size is one PutObject, whose If-Match moto honours.
+    const value = patterned(11 * MiB, 6);
+    await store.put("k", value, { ifMatch: etag });
+    await assertKind(store.put("k", value, { ifMatch: etag }), "conflict");
+    const probes = await adminClient(server).send(new ListObjectVersionsCommand({ Bucket: name, Prefix: ".stowage-probe" }));
+    assert.deepEqual([...(probes.Versions ?? []), ...(probes.DeleteMarkers ?? [])], [], "the probes left nothing behind, not even versions");
+    await store.close();
+  });
+
+  it("an archived object (GLACIER) is fatal with advice to restore it first", async () => {
+    const name = await bucket();
+    await adminClient(server).send(new PutObjectCommand({ Bucket: name, Key: "cold", Body: text("frozen"), StorageClass: "GLACIER" }));
+    const store = await openStore(storeUrl(server, name));
+    const err = await assertKind(store.get("cold"), "fatal");
+    assert.match(err.message, /InvalidObjectState.*restore it first/);
+    await store.close();
+  });
 
   it("declares versions exactly when the bucket has versioning enabled (or the URL says so)", async () => {
     const versioned = await bucket(true);
