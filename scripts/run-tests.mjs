@@ -26,6 +26,8 @@ const child = spawn(
   process.execPath,
   // --expose-gc: memory-bound tests collect garbage as they go, so RSS shows what a store holds.
   ["--expose-gc", "--import", "tsx", "--test", "--test-reporter=tap", "--test-timeout=600000", ...files],
-  { stdio: "inherit" },
+  // No test may ask the cloud instance-metadata address for credentials (an S3 store opened
+  // without credentials would end the AWS SDK's credential chain there).
+  { stdio: "inherit", env: { AWS_EC2_METADATA_DISABLED: "true", ...process.env } },
 );
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
