@@ -9,7 +9,7 @@
  * machine's cores, so the R3 cost shown is an upper bound of what separate machines would pay
  * in CPU, and a lower bound of what they pay in network round trips.
  */
-import { createNatsStore, type NatsStore } from "./stowage.js";
+import { NatsStore } from "./stowage.js";
 import type { Store } from "../src/types.js";
 import { startNatsCluster, type NatsCluster } from "../test/fixtures/nats-cluster.js";
 import { natsServerBinary } from "../test/fixtures/nats.js";
@@ -50,7 +50,7 @@ export default defineSuite("cluster", async (b) => {
     cluster = await startNatsCluster(3);
     const servers = cluster.servers;
     const open = async (bucket: string, replicas: number) => {
-      const store = await createNatsStore({ bucket, servers, replicas, history: 1, sweepInterval: 0 });
+      const store = await NatsStore.open({ bucket, servers, replicas, history: 1, sweepInterval: 0 });
       opened.push(store);
       return store;
     };

@@ -66,8 +66,8 @@ export interface Competitor {
 
 /** A goal an issue names, checked on the case's results. */
 export type Target =
-  /** `of`'s median ops/s is at least `atLeast` times `vs`'s. */
-  | { issue: string; kind: "ratio"; of: string; vs: string; atLeast: number }
+  /** `of`'s median ops/s is at least `atLeast` times `vs`'s (a list: the slowest of them in this run). */
+  | { issue: string; kind: "ratio"; of: string; vs: string | string[]; atLeast: number }
   /** `of`'s latency percentile is at most `atMostMs` milliseconds. */
   | { issue: string; kind: "latency"; of: string; stat: "p50" | "p99"; atMostMs: number }
   /** `of`'s peak RSS growth during a round stays below `belowBytes` (needs `trackMemory`). */
@@ -81,8 +81,8 @@ export interface CaseSpec {
   bytesPerOp?: number;
   /** Operations in flight at once per competitor (default 1). */
   concurrency?: number;
-  /** The competitor ratios are computed against (default: the first that ran). */
-  baseline?: string;
+  /** The competitor ratios are computed against (default: the first that ran; a list: the slowest of them in this run). */
+  baseline?: string | string[];
   targets?: Target[];
   /** Samples the RSS during rounds and reports the peak growth over the round's start. */
   trackMemory?: boolean;
@@ -335,7 +335,7 @@ export async function runCase(suite: string, spec: CaseSpec, defaults: RunOption
     if (spec.trackMemory) r.result.peakRssGrowthBytes = r.peakRss;
   }
   const measured = running.filter((r) => r.result.opsPerSec !== undefined);
-  const baseline = spec.baseline ?? measured[0]?.competitor.name;
+  const baseline = (Array.isArray(spec.baseline) ? slowest(spec.baseline, running.map((r) => r.result)) : spec.baseline) ?? measured[0]?.competitor.name;
   const baselineOps = running.find((r) => r.competitor.name === baseline)?.result.opsPerSec;
   for (const r of measured) r.result.ratio = ratio(r.result.opsPerSec, baselineOps);
 
@@ -409,6 +409,13 @@ async function timedRound(r: Running, ms: number, concurrency: number, maxOps: n
   return { ops: completed, seconds, cpuMs: (cpu.user + cpu.system) / 1000, peakRssGrowth: Math.max(0, peak - startRss) };
 }
 
+/** The slowest (lowest median ops/s) of `names`, or undefined unless every one of them was measured. */
+function slowest(names: string[], competitors: CompetitorResult[]): string | undefined {
+  const measured = names.map((name) => ({ name, ops: competitors.find((c) => c.name === name)?.opsPerSec }));
+  if (measured.some((m) => m.ops === undefined)) return undefined;
+  return measured.reduce((a, b) => (b.ops! < a.ops! ? b : a)).name;
+}
+
 /** Evaluates one target against the case's results (NOT MET, with the reason, when unmeasured). */
 export function checkTarget(target: Target, competitors: CompetitorResult[]): TargetResult {
   const find = (name: string) => competitors.find((c) => c.name === name);
@@ -419,10 +426,12 @@ export function checkTarget(target: Target, competitors: CompetitorResult[]): Ta
   };
   switch (target.kind) {
     case "ratio": {
-      const description = `${target.of} ≥ ${target.atLeast}× ${target.vs} (ops/s)`;
-      const measured = ratio(find(target.of)?.opsPerSec, find(target.vs)?.opsPerSec);
+      const names = Array.isArray(target.vs) ? target.vs : [target.vs];
+      const vs = slowest(names, competitors) ?? names.find((n) => find(n)?.opsPerSec === undefined)!;
+      const description = `${target.of} ≥ ${target.atLeast}× ${names.length > 1 ? `the slower of ${names.join(" and ")}, here ${vs}` : vs} (ops/s)`;
+      const measured = ratio(find(target.of)?.opsPerSec, find(vs)?.opsPerSec);
       if (measured === undefined) {
-        return { issue: target.issue, description, met: false, reason: find(target.of)?.opsPerSec === undefined ? why(target.of) : why(target.vs) };
+        return { issue: target.issue, description, met: false, reason: find(target.of)?.opsPerSec === undefined ? why(target.of) : why(vs) };
       }
       return { issue: target.issue, description, measured, met: measured >= target.atLeast };
     }

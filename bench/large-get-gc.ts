@@ -16,19 +16,9 @@
  * copies it into the same Uint8Array every time (wrong for a store, here only as a control).
  * They handle exactly the answers s3rver gives here (200, Content-Length), nothing else.
  *
- * Measured here with V8's defaults, after the forced GC (gets/s, CPU per get, mark-compacts
- * per 2 s round; three rounds):
- *   stowage s3:          129-145   5.7-7.5 ms   33-41
- *   bare reader          148-188   2.7-4.6 ms   20-28
- *   bare, reused result  196-234   0.9-1.1 ms   3
- *   OpenDAL              158-221   1.5-2.1 ms   5-7
- * A fresh 1 MiB ArrayBuffer per get is enough for the slow regime: JavaScript-made
- * ArrayBuffers count against the old generation's limit, which the first full mark-compact
- * sizes to the small live heap (23 MB here), and marking starts as a "task" every ~8 MiB.
- * OpenDAL's buffers are native memory handed to V8 as external buffers: its markings start
- * for "external memory pressure", V8's 64 MB external-memory limit. Node's 64 KiB socket
- * ArrayBuffers double stowage's count (2 MiB per get). With --initial-old-space-size=256,
- * stowage reads ~220 gets/s at 1.2-1.5 ms, scavenges only, before and after.
+ * What it found, and why (V8 counts JavaScript-made ArrayBuffers against the old generation's
+ * limit; OpenDAL's native buffers count as external memory), is in docs/deployment.md, "Large
+ * values and V8's garbage collector".
  */
 import { connect, type Socket } from "node:net";
 import { PerformanceObserver } from "node:perf_hooks";

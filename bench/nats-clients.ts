@@ -36,7 +36,7 @@ export async function rawKvAdapter(nc: NatsConnection, bucket: string): Promise<
   };
 }
 
-async function* fromStream(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+export async function* fromStream(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
   const reader = stream.getReader();
   try {
     for (;;) {

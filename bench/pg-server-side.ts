@@ -1,75 +1,60 @@
 /**
- * Probe: what a 1 KiB put and get cost PostgreSQL itself, with no JavaScript in the way, in
- * stowage's layout and in two other layouts that keep history (the one stowage had before, and
- * append-only without a table of live keys). pgbench (one client, prepared statements) runs
- * stowage's own statements, built by `buildStatements` as the store builds them, beside raw
- * `pg`'s and the alternatives', alternated round by round; then it times a 1k-of-100k prefix
- * listing in stowage's layout and in the append-only one as keys gain versions.
+ * Probe: what a 1 KiB put costs PostgreSQL itself, in stowage's layout and the alternatives
+ * that keep history, and what each way of fencing a late write costs: the server's CPU time
+ * per operation (read from /proc for each backend, so it is what the server process spent,
+ * whatever else the machine runs), the WAL it wrote, the round trips, and wall-clock ops/s.
+ * Each variant runs stowage's own statements, built by `buildStatements` as the store builds
+ * them, or the alternative's, on prepared statements over `clients` connections; the variants
+ * alternate round by round. Then it times a 1k-of-100k prefix listing and a one-level listing.
  *
- *   node --import tsx bench/pg-server-side.ts [seconds per round (4)] [rounds (5)]
+ *   node --import tsx bench/pg-server-side.ts [seconds per round (2)] [rounds (5)] [clients (1,8)]
  *
- * Needs pgbench (Debian: postgresql-client or the server package; found on PATH or under
- * /usr/lib/postgresql/<version>/bin) and DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test.
- * Works in a schema of its own, dropped at the end. The figures are in docs/postgres.md,
- * "Why versions are appended".
+ * KEYS=N puts over N keys (default 200: writers collide on keys); ONLY=regex runs the put
+ * variants whose names match (and raw pg) and nothing else.
+ *
+ * Needs the server on this machine (its backends' /proc entries) and DATABASE_URL or
+ * postgresql://postgres@127.0.0.1:5432/test. Works in a schema of its own, dropped at the end.
+ * With SYNC=off the benchmark's sessions commit with synchronous_commit off: the wait for the
+ * disk is the same in every variant, and on a busy disk it is noise. The figures are in
+ * docs/postgres.md.
  */
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { readFileSync } from "node:fs";
 import pg from "pg";
-import { hasLz4, schemaSql, tableNames } from "../src/backends/postgres/schema.js";
-import { bind, buildStatements, statement } from "../src/backends/postgres/statements.js";
+import { hasLz4, schemaSql, tableNames, type TableNames } from "../src/backends/postgres/schema.js";
+import { bind, buildStatements, statement, type Statement } from "../src/backends/postgres/statements.js";
 import { SMALL_VALUE_BYTES } from "../src/backends/postgres.js";
 
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/test";
-const roundSeconds = Number(process.argv[2] ?? 4);
+const roundSeconds = Number(process.argv[2] ?? 2);
 const rounds = Number(process.argv[3] ?? 5);
+const clientCounts = (process.argv[4] ?? "1,8").split(",").map(Number);
 /** Keys the puts cycle through: every put after the first 200 overwrites. */
-const KEYS = 200;
+const KEYS = Number(process.env.KEYS ?? 200);
 const VALUE = Buffer.alloc(1024, "stowage ");
+/** Clock ticks per second of /proc/<pid>/stat (Linux: 100). */
+const TICKS = 100;
 
-function findPgbench(): string {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter)];
-  if (existsSync("/usr/lib/postgresql")) {
-    for (const version of readdirSync("/usr/lib/postgresql").sort().reverse()) dirs.push(`/usr/lib/postgresql/${version}/bin`);
-  }
-  const found = dirs.map((dir) => join(dir, "pgbench")).find((path) => existsSync(path));
-  if (!found) throw new Error("pgbench not found on PATH or under /usr/lib/postgresql/*/bin: install postgresql-client (Debian) or PostgreSQL's client tools");
-  return found;
+/** One operation of a variant on one connection: resolves once it is done. */
+type Op = (client: pg.Client, key: string) => Promise<unknown>;
+
+interface Variant {
+  name: string;
+  /** Round trips per operation. */
+  trips: number;
+  op: Op;
 }
 
-/**
- * A store statement as a pgbench script: `$1` key, `$2` bytes, `$3` metadata (none), `$4` size,
- * as `_put` binds them. pgbench's variables become the prepared statement's parameters.
- */
-function script(text: string): string {
-  const params: Record<string, string> = { "1": "('bench/key-' || :k)", "2": ":data::bytea", "3": "NULL", "4": ":size::bigint" };
-  return `\\set k random(1, ${KEYS})\n${text.replace(/\$(\d)\b/g, (_, n: string) => params[n]!)};\n`;
-}
+/** A put statement with its parameters: key, value, no metadata, size, then the given extras. */
+const put =
+  (s: Statement, extra: (client: pg.Client, key: string) => Promise<unknown[]> | unknown[] = () => []): Op =>
+  async (client, key) =>
+    client.query(bind(s, [key, VALUE, null, VALUE.byteLength, ...(await extra(client, key))]));
 
-interface Run {
-  tps: number;
-  transactions: number;
-  walBytes: number;
-}
-
-async function pgbench(bin: string, file: string, seconds: number, db: pg.Pool): Promise<Run> {
-  const before = await walLsn(db);
-  const args = ["-n", "-M", "prepared", "-c", "1", "-T", String(seconds), "-D", `data=\\x${VALUE.toString("hex")}`, "-D", `size=${VALUE.byteLength}`, "-f", file, DATABASE_URL];
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let text = "";
-    child.stdout.on("data", (chunk: Buffer) => (text += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (text += chunk.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`pgbench exited ${code}:\n${text}`))));
-  });
-  const tps = Number(/^tps = ([\d.]+)/m.exec(output)?.[1]);
-  const transactions = Number(/actually processed: (\d+)/.exec(output)?.[1]);
-  if (!Number.isFinite(tps) || !Number.isFinite(transactions)) throw new Error(`cannot read pgbench's output:\n${output}`);
-  const after = await walLsn(db);
-  return { tps, transactions, walBytes: Number(after - before) };
+/** The server's CPU time of a backend so far, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15; the split starts at field 3.
+  return (Number(fields[11]) + Number(fields[12])) / TICKS;
 }
 
 async function walLsn(db: pg.Pool): Promise<bigint> {
@@ -82,118 +67,164 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** Milliseconds per execution of a query: the median of `times` runs, after six that settle on the generic plan. */
-const WARM = 6;
+interface Round {
+  ops: number;
+  cpu: number;
+  wal: number;
+  seconds: number;
+}
 
+/** `clients` connections each run `op` on random keys for `seconds`. */
+async function round(db: pg.Pool, connections: { client: pg.Client; pid: number }[], op: Op, seconds: number): Promise<Round> {
+  const cpuBefore = connections.map((c) => cpuSeconds(c.pid));
+  const walBefore = await walLsn(db);
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let ops = 0;
+  await Promise.all(
+    connections.map(async ({ client }) => {
+      while (performance.now() < end) {
+        await op(client, `bench/key-${1 + Math.floor(Math.random() * KEYS)}`);
+        ops++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  const wal = Number((await walLsn(db)) - walBefore);
+  const cpu = connections.reduce((sum, c, i) => sum + cpuSeconds(c.pid) - cpuBefore[i]!, 0);
+  return { ops, cpu, wal, seconds: elapsed };
+}
+
+async function compare(db: pg.Pool, title: string, clients: number, variants: Variant[]): Promise<void> {
+  const connections = await Promise.all(
+    Array.from({ length: clients }, async () => {
+      const client = new pg.Client({ connectionString: DATABASE_URL });
+      await client.connect();
+      if (process.env.SYNC === "off") await client.query("SET synchronous_commit = off");
+      const pid = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+      return { client, pid };
+    }),
+  );
+  try {
+    console.log(`\n${title}: ${KEYS} keys, ${clients} connection(s), prepared; ${rounds} rounds × ${roundSeconds} s, alternated${process.env.SYNC === "off" ? ", synchronous_commit off" : ""}`);
+    for (const v of variants) await round(db, connections, v.op, 0.5); // warm-up: first inserts, plans, caches
+    const runs = variants.map((): Round[] => []);
+    for (let r = 0; r < rounds; r++) for (const [i, v] of variants.entries()) runs[i]!.push(await round(db, connections, v.op, roundSeconds));
+    const cpuPerOp = (rs: Round[]) => rs.reduce((s, x) => s + x.cpu, 0) / rs.reduce((s, x) => s + x.ops, 0);
+    const base = cpuPerOp(runs[0]!);
+    const baseTps = median(runs[0]!.map((x) => x.ops / x.seconds));
+    console.log(`${"variant".padEnd(44)} ${"CPU µs/op".padStart(9)} ${"vs first".padStart(8)} ${"WAL/op".padStart(7)} trips ${"ops/s".padStart(6)} ${"vs first".padStart(8)}`);
+    for (const [i, v] of variants.entries()) {
+      const rs = runs[i]!;
+      const cpu = cpuPerOp(rs);
+      const wal = rs.reduce((s, x) => s + x.wal, 0) / rs.reduce((s, x) => s + x.ops, 0);
+      const tps = median(rs.map((x) => x.ops / x.seconds));
+      console.log(
+        `${v.name.padEnd(44)} ${(cpu * 1e6).toFixed(0).padStart(9)} ${`${(cpu / base).toFixed(2)}×`.padStart(8)} ${`${wal.toFixed(0)} B`.padStart(7)} ${String(v.trips).padStart(5)} ${tps.toFixed(0).padStart(6)} ${`${(tps / baseTps).toFixed(2)}×`.padStart(8)}`,
+      );
+    }
+  } finally {
+    for (const { client } of connections) await client.end();
+  }
+}
+
+/** Milliseconds per execution of a query: the median of `times` runs, after six that settle on the generic plan. */
 async function timeQuery(db: pg.Pool, text: string, values: unknown[], times = 15): Promise<{ ms: number; rows: number }> {
   const samples: number[] = [];
   let rows = 0;
-  for (let i = 0; i < times + WARM; i++) {
+  for (let i = 0; i < times + 6; i++) {
     const t0 = performance.now();
     const result = await db.query(bind(statement(text), values));
-    if (i >= WARM) samples.push(performance.now() - t0);
+    if (i >= 6) samples.push(performance.now() - t0);
     rows = result.rowCount ?? 0;
   }
   return { ms: median(samples), rows };
 }
 
-/** Runs the statements as pgbench scripts, alternated round by round, and prints their medians against the first. */
-async function compare(bin: string, db: pg.Pool, dir: string, title: string, variants: [string, string][]): Promise<void> {
-  const files = variants.map(([, text], i) => {
-    const file = join(dir, `${title.replace(/\W+/g, "-")}-${i}.sql`);
-    writeFileSync(file, script(text));
-    return file;
-  });
-  console.log(`\n${title}: ${KEYS} keys, 1 client, prepared; ${rounds} rounds × ${roundSeconds} s, alternated`);
-  for (const file of files) await pgbench(bin, file, 1, db); // warm-up: first inserts, plans, caches
-  const runs = variants.map((): Run[] => []);
-  for (let round = 0; round < rounds; round++) {
-    for (const [i, file] of files.entries()) runs[i]!.push(await pgbench(bin, file, roundSeconds, db));
-  }
-  const baseline = median(runs[0]!.map((r) => r.tps));
-  console.log(`${"layout".padEnd(38)} ${"tps".padStart(7)}  vs first  WAL/op  rounds (tps)`);
-  for (const [i, [name]] of variants.entries()) {
-    const tps = median(runs[i]!.map((r) => r.tps));
-    const wal = median(runs[i]!.map((r) => r.walBytes / r.transactions));
-    const all = runs[i]!.map((r) => r.tps.toFixed(0)).join(" ");
-    console.log(`${name.padEnd(38)} ${tps.toFixed(0).padStart(7)}  ${(tps / baseline).toFixed(2).padStart(6)}×  ${wal.toFixed(0).padStart(4)} B  ${all}`);
-  }
+/**
+ * The layout stowage had before: `T` holds the live keys only; each write takes an advisory
+ * lock on its key (and its bucket, shared) before it draws its version and appends its row.
+ */
+function earlierLayout(n: TableNames): { ddl: string; put: Statement } {
+  const ddl = `CREATE TABLE ${n.main} (key text COLLATE "C" PRIMARY KEY);
+    CREATE TABLE ${n.versions} (key text COLLATE "C" NOT NULL, version bigint NOT NULL, size bigint NOT NULL, modified timestamptz NOT NULL DEFAULT now(),
+      metadata jsonb, data bytea, chunks integer NOT NULL DEFAULT 0, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (key, version));
+    CREATE SEQUENCE ${n.sequence};`;
+  const lock = "pg_advisory_xact_lock_shared(21332, hashtext($1) & 63), pg_advisory_xact_lock(21333, hashtext($1))";
+  const put = statement(`WITH lock AS (SELECT ${lock}), live AS (INSERT INTO ${n.main} (key) SELECT $1 FROM lock ON CONFLICT DO NOTHING)
+    INSERT INTO ${n.versions} (key, version, size, modified, metadata, data, chunks) SELECT $1, nextval(${n.sequenceLiteral}), $4::bigint, now(), $3::jsonb, $2::bytea, 0 FROM lock`);
+  return { ddl, put };
 }
 
-const bin = findPgbench();
 const db = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
 const schema = `pgserver_${process.pid}`;
-const dir = mkdtempSync(join(tmpdir(), "stowage-pgbench-"));
 try {
   await db.query(`CREATE SCHEMA ${schema}`);
   const lz4 = await hasLz4(db); // as the store decides
-  const versioned = tableNames(schema, "versioned");
-  const plain = tableNames(schema, "plain");
-  // What the update trigger that collects a replaced large value's chunks costs a put.
-  const untriggered = tableNames(schema, "untriggered");
-  for (const [names, versions] of [[versioned, true], [plain, false], [untriggered, false]] as const) {
-    await db.query(schemaSql(names, { lz4, versions }));
-  }
-  await db.query(`DROP TRIGGER "untriggered_replaced" ON ${untriggered.main}`);
   const options = { smallBytes: SMALL_VALUE_BYTES, history: undefined };
-  const ours = buildStatements(versioned, { ...options, versions: true });
+  const made = async (table: string, schemaOptions: { versions: boolean; watch?: boolean }) => {
+    const names = tableNames(schema, table);
+    await db.query(schemaSql(names, { lz4, ...schemaOptions }));
+    return names;
+  };
+  const ours = await made("ours", { versions: true });
+  const trimmed = await made("trimmed", { versions: true });
+  const watched = await made("watched", { versions: true, watch: true });
+  const plain = await made("plain", { versions: false });
+  const earlier = earlierLayout(tableNames(schema, "earlier"));
+  await db.query(earlier.ddl);
+  await db.query(`CREATE TABLE ${schema}.raw (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`);
 
-  // The layout stowage had before: the key's row holds the latest value and is rewritten by each
-  // put (a HOT update), and the put adds a history row, in one statement.
-  const rowTable = `${schema}.row_per_key`;
-  const historyTable = `${schema}.row_per_key_history`;
-  // One table, a row per version, no table of live keys: a put writes one row.
-  const appendTable = `${schema}.append_only`;
-  await db.query(`
-    CREATE SEQUENCE ${schema}.seq;
-    CREATE TABLE ${rowTable} (key text COLLATE "C" PRIMARY KEY, version bigint NOT NULL, size bigint NOT NULL,
-      modified timestamptz NOT NULL DEFAULT now(), metadata jsonb, data bytea, chunks integer NOT NULL DEFAULT 0) WITH (fillfactor = 80);
-    CREATE TABLE ${historyTable} (LIKE ${versioned.versions} INCLUDING ALL);
-    CREATE TABLE ${appendTable} (LIKE ${versioned.versions} INCLUDING ALL);
-    CREATE TABLE ${schema}.raw (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL);`);
-  const rowPerKeyPut = `WITH m AS (INSERT INTO ${rowTable} (key, version, size, modified, metadata, data)
-      VALUES ($1, nextval('${schema}.seq'), $4::bigint, now(), $3::jsonb, $2::bytea)
-      ON CONFLICT (key) DO UPDATE SET version = nextval('${schema}.seq'), size = EXCLUDED.size, modified = EXCLUDED.modified,
-        metadata = EXCLUDED.metadata, data = EXCLUDED.data RETURNING key, version, size, modified, metadata)
-    INSERT INTO ${historyTable} (key, version, size, modified, metadata, data) SELECT key, version, size, modified, metadata, $2::bytea FROM m`;
+  const sql = buildStatements(ours, { ...options, versions: true });
+  const withHistory = buildStatements(trimmed, { ...options, versions: true, history: 8 });
+  const notifying = buildStatements(watched, { ...options, versions: true });
+  const plainSql = buildStatements(plain, { ...options, versions: false });
+  const raw = statement(`INSERT INTO ${schema}.raw (key, value) VALUES ($1, $2::bytea) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`);
+  // A deadline an hour ahead: the fence is called and passes, as it does for a timely write.
+  const deadline = () => [Date.now() + 3_600_000];
+  const etag = statement(`SELECT coalesce((SELECT version FROM ${ours.main} WHERE key = $1 AND NOT deleted), 0)::text AS etag`);
 
-  await compare(bin, db, dir, "1 KiB put", [
-    ["raw pg upsert (one row, no history)", `INSERT INTO ${schema}.raw (key, value) VALUES ($1, $2::bytea) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`],
-    ["stowage versions=false", buildStatements(plain, { ...options, versions: false }).put.text],
-    ["  the same without its update trigger", buildStatements(untriggered, { ...options, versions: false }).put.text],
-    ["stowage, versions on (default)", ours.put.text],
-    ["append-only, no live-key table", `INSERT INTO ${appendTable} (key, version, size, modified, metadata, data) VALUES ($1, nextval('${schema}.seq'), $4::bigint, now(), $3::jsonb, $2::bytea)`],
-    ["row per key + history row (earlier)", rowPerKeyPut],
+  const variants: Variant[] = [
+    { name: "raw pg upsert (one row, no history)", trips: 1, op: async (c, key) => c.query(bind(raw, [key, VALUE])) },
+    { name: "before: appended, advisory locks", trips: 1, op: put(earlier.put) },
+    { name: "stowage: row lock, no deadline", trips: 1, op: put(sql.put.none, () => [null]) },
+    { name: "stowage: row lock + deadline fence", trips: 1, op: put(sql.put.none, deadline) },
+    {
+      name: "  fencing by a gated transaction instead",
+      trips: 3,
+      op: async (c, key) => {
+        await c.query("BEGIN");
+        await put(sql.put.none, () => [null])(c, key);
+        await c.query("COMMIT");
+      },
+    },
+    {
+      name: "  fencing by compare-and-set instead",
+      trips: 2,
+      op: put(sql.put.ifMatch, async (c, key) => [null, (await c.query<{ etag: string }>(bind(etag, [key]))).rows[0]!.etag]),
+    },
+    { name: "stowage + fence, history=8", trips: 1, op: put(withHistory.put.none, deadline) },
+    { name: "stowage + fence, table notifies (watch)", trips: 1, op: put(notifying.put.none, deadline) },
+    { name: "stowage + fence, versions=false", trips: 1, op: put(plainSql.put.none, deadline) },
+  ];
+  const only = process.env.ONLY ? new RegExp(process.env.ONLY) : undefined;
+  const chosen = variants.filter((v, i) => i === 0 || !only || only.test(v.name));
+  for (const clients of clientCounts) await compare(db, "1 KiB put", clients, chosen);
+  if (only) process.exit(0);
+  await compare(db, "1 KiB get (the keys the puts wrote)", 1, [
+    { name: "raw pg", trips: 1, op: async (c, key) => c.query(bind(statement(`SELECT value FROM ${schema}.raw WHERE key = $1`), [key])) },
+    { name: "stowage (versions on)", trips: 1, op: async (c, key) => c.query(bind(sql.get, [key])) },
   ]);
-  await compare(bin, db, dir, "1 KiB get (the keys the puts wrote)", [
-    ["raw pg", `SELECT value FROM ${schema}.raw WHERE key = $1`],
-    ["stowage, versions on (default)", ours.get.text],
-    ["row per key + history row (earlier)", `SELECT CASE WHEN size <= ${SMALL_VALUE_BYTES} THEN data END AS data FROM ${rowTable} WHERE key = $1`],
-  ]);
 
-  // Listing 1,000 keys of 100,000: stowage lists its table of live keys; the append-only
-  // layout must find each key's newest row among its versions.
-  console.log("\nlist 1k of 100k keys (median of 15, ms on the server and the wire, keys only)");
-  await db.query(`INSERT INTO ${versioned.main} (key) SELECT 'k/' || lpad(i::text, 6, '0') FROM generate_series(1, 100000) i`);
-  await db.query(`INSERT INTO ${appendTable} (key, version, size, data) SELECT 'k/' || lpad(i::text, 6, '0'), i, 1, '\\x00' FROM generate_series(1, 100000) i`);
-  await db.query(`ANALYZE ${versioned.main}; ANALYZE ${appendTable}`);
-  const latest = `SELECT key FROM (SELECT DISTINCT ON (key) key, deleted FROM ${appendTable} WHERE key >= $1 AND key < $2 ORDER BY key, version DESC) l WHERE NOT deleted LIMIT $3`;
-  const range = ["k/050", "k/051", 5000];
-  let depth = 1;
-  for (const extra of [0, 9, 90]) {
-    if (extra > 0) {
-      // Only the listed keys gain versions: the rest of the table does not change the scan.
-      await db.query(`INSERT INTO ${appendTable} (key, version, size, data) SELECT 'k/' || lpad(i::text, 6, '0'), v * 100000 + i, 1, '\\x00'
-        FROM generate_series(50000, 50999) i, generate_series(${depth}, ${depth + extra - 1}) v`);
-      await db.query(`VACUUM ANALYZE ${appendTable}`);
-      depth += extra;
-    }
-    const a = await timeQuery(db, ours.range.text, range);
-    const b = await timeQuery(db, latest, range);
-    console.log(`${String(depth).padStart(3)} version(s) per key: stowage ${a.ms.toFixed(2)} ms (${a.rows} keys), append-only ${b.ms.toFixed(2)} ms (${b.rows} keys): ${(b.ms / a.ms).toFixed(1)}×`);
-  }
+  // Listing 1,000 keys of 100,000, and one level over them (100 sub-prefixes).
+  console.log("\nlisting over 100k keys (median of 15, ms on the server and the wire)");
+  await db.query(`INSERT INTO ${ours.main} (key, version) SELECT 'k/' || lpad((i / 1000)::text, 3, '0') || '/' || lpad(i::text, 6, '0'), i FROM generate_series(0, 99999) i`);
+  await db.query(`ANALYZE ${ours.main}`);
+  const range = await timeQuery(db, sql.range.text, ["k/050/", "k/0500", 5000]);
+  console.log(`list 1k of 100k: ${range.ms.toFixed(2)} ms (${range.rows} keys)`);
+  const folder = await timeQuery(db, sql.folder.text, ["k/", "k/", "k0", 1000]);
+  console.log(`one level of 100k (100 sub-prefixes): ${folder.ms.toFixed(2)} ms (${folder.rows} entries)`);
 } finally {
   await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch((err: unknown) => console.error(`could not drop schema ${schema}: ${String(err)}`));
   await db.end();
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -6,11 +6,13 @@
  *
  *   npm run soak                                   # 64 in flight for 60 s on nats://127.0.0.1:4222
  *   npm run soak -- --duration 10m --in-flight 128 --nats nats://127.0.0.1:4222 --store file:/tmp/soak
+ *   npm run soak -- claims                          # the claim check's 256 MiB cases on every store
  *
  * `test/load-component.test.ts` runs the same load for ~10 s inside `npm test`.
  */
 import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
+import { spawn } from "node:child_process";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { runStowage, type ServeProcess } from "../test/fixtures/serve-process.js";
 
@@ -167,7 +169,17 @@ function duration(text: string): number {
   return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"]!;
 }
 
+/** `npm run soak -- claims`: the claim check's 256 MiB cases on every store (the suite runs one). */
+function soakClaims(): Promise<number> {
+  const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", "--test", "--test-timeout=1800000", "test/claims-nats.test.ts"], {
+    stdio: "inherit",
+    env: { ...process.env, STOWAGE_CLAIMS_SOAK: "1" },
+  });
+  return new Promise((resolve) => child.on("exit", (code) => resolve(code ?? 1)));
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "claims") return soakClaims();
   const args = new Map<string, string>();
   for (let i = 0; i < argv.length; i += 2) args.set(argv[i]!.replace(/^--/, ""), argv[i + 1] ?? "");
   const report = await soakComponent({

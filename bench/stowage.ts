@@ -5,5 +5,5 @@
  * here, while every competitor is plain JavaScript from node_modules. `npm run bench` builds
  * dist/ first.
  */
-export { createNatsStore, MemoryStore, openStore, silentLogger, StorageComponent, withCache, withMetrics } from "../dist/index.js";
-export type { CachedStore, NatsStore } from "../dist/index.js";
+export { ClaimCheck, copy, MemoryStore, NatsStore, openStore, silentLogger, startGateway, StorageComponent, withCache, withMetrics } from "../dist/index.js";
+export type { CachedStore } from "../dist/index.js";
