@@ -4,6 +4,8 @@
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { tapRecap } from "./tap-recap.mjs";
 
 function findTests(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -28,6 +30,14 @@ const child = spawn(
   ["--expose-gc", "--import", "tsx", "--test", "--test-reporter=tap", "--test-timeout=600000", ...files],
   // No test may ask the cloud instance-metadata address for credentials (an S3 store opened
   // without credentials would end the AWS SDK's credential chain there).
-  { stdio: "inherit", env: { AWS_EC2_METADATA_DISABLED: "true", ...process.env } },
+  { stdio: ["inherit", "pipe", "inherit"], env: { AWS_EC2_METADATA_DISABLED: "true", ...process.env } },
 );
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+const recap = tapRecap((text) => process.stdout.write(text + "\n"));
+const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
+lines.on("line", recap.line);
+const closed = new Promise((resolve) => lines.on("close", resolve));
+child.on("exit", async (code, signal) => {
+  await closed;
+  recap.end();
+  process.exitCode = code ?? (signal ? 1 : 0);
+});
