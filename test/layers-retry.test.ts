@@ -93,13 +93,13 @@ describe("retry layer", () => {
     const inner = new Failing(new MemoryStore());
     inner.failures = 100;
     const start = performance.now();
-    await assertKind(withRetry(inner, { maxAttempts: 100, baseDelayMs: 40, maxDelayMs: 10_000, maxElapsedMs: 150, jitter: false }).get("k"), "transient");
+    await assertKind(withRetry(inner, { maxAttempts: 100, baseDelayMs: 100, maxDelayMs: 10_000, maxElapsedMs: 350, jitter: false }).get("k"), "transient");
     const took = performance.now() - start;
-    // Backoffs 40 + 80 fit in 150 ms, 160 more would not: three attempts, ~120 ms, and no
-    // wait for the backoff it gave up on (that would end past 280 ms; the slack is for a
+    // Backoffs 100 + 200 fit in 350 ms, 400 more would not: three attempts, ~300 ms, and no
+    // wait for the backoff it gave up on (that would end past 700 ms; the slack is for a
     // loaded machine's timers).
     assert.equal(inner.attempts, 3);
-    assert.ok(took < 260, `took ${took} ms`);
+    assert.ok(took < 650, `took ${took} ms`);
   });
 
   it("an abort during a backoff rejects at once with the signal's reason", async () => {

@@ -50,11 +50,11 @@ describe("timeout layer", () => {
 
   it("does not wait for a store that ignores the signal", async () => {
     const inner = new Slow(new MemoryStore());
-    inner.delayMs = 400;
+    inner.delayMs = 3_000;
     inner.deaf = true;
     const start = performance.now();
     await assertKind(withTimeout(inner, 30).get("k"), "transient");
-    assert.ok(performance.now() - start < 300);
+    assert.ok(performance.now() - start < 1_500);
   });
 
   it("a caller's abort rejects with the caller's reason, not a timeout", async () => {
