@@ -85,8 +85,16 @@ describe("load: a store that hangs", { skip: hungSkip, timeout: HUNG_DURATION_MS
         h.set("Stowage-Key", key);
         return nc.request(api, value, { headers: h, timeout });
       };
-      // The pool has its connections before they hang.
-      for (let i = 0; i < 20; i++) assert.ok(!failed(await put(`warm/${i}`)), "the store works before it hangs");
+      // The pool has its connections before they hang. A first put on a cold process may pass
+      // the 300 ms deadline (connections opening, code compiling): warm up until 20 have landed.
+      const warmFailures: string[] = [];
+      for (let stored = 0; stored < 20; ) {
+        const answer = await put(`warm/${stored}`);
+        if (!failed(answer)) stored++;
+        else warmFailures.push(answer.headers?.get("Nats-Service-Error") ?? "");
+        assert.ok(warmFailures.length <= 20, `the store works before it hangs: ${warmFailures.slice(-3).join("; ")}`);
+      }
+      if (warmFailures.length > 0) console.log(`# warm-up: ${warmFailures.length} puts failed first: ${warmFailures[0]}`);
       const rssBefore = rssMiB(serve.child.pid);
 
       proxy.hold("both");
