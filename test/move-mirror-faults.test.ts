@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { openStore, type Store } from "../src/index.js";
 import { patterned } from "../src/testing/helpers.js";
 import { startMirror, waitConverged } from "./fixtures/mirror.js";
-import { sharedNats } from "./fixtures/nats.js";
+import { dropNatsBucket, sharedNats } from "./fixtures/nats.js";
 import { dropStoreTables, findPostgres, storeUrl as postgresUrl, uniqueTable } from "./fixtures/postgres.js";
 import { uniqueName } from "./fixtures/services.js";
 import { startTcpProxy } from "./fixtures/tcp-proxy.js";
@@ -48,7 +48,9 @@ describe("mirror: the destination behind a proxy", { skip }, () => {
     // A deadline per call: a held reply fails the call (transient) instead of hanging the mirror.
     const destination = await openStore(postgresUrl(pgUrl.href, { table }), { timeout: 2000 });
     cleanups.push(() => destination.close());
-    const source = await openStore(`${nats}/${uniqueName("stowage_mirror_proxy").replace(/[^-\w]/g, "_")}`);
+    const bucket = uniqueName("stowage_mirror_proxy").replace(/[^-\w]/g, "_");
+    cleanups.push(() => dropNatsBucket(nats, bucket));
+    const source = await openStore(`${nats}/${bucket}`);
     cleanups.push(() => source.close());
 
     const running = startMirror(source, destination, { prefix: "p/", deletes: true, name: "proxy", safetyMarginMs: 2000 });
