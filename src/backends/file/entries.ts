@@ -43,7 +43,7 @@ interface Kept {
 }
 
 /** A directory's entries; a directory removed meanwhile (a concurrent delete pruning it) is empty. */
-async function direntsOf(dir: string): Promise<Dirent[]> {
+export async function direntsOf(dir: string): Promise<Dirent[]> {
   try {
     return await readdir(dir, { withFileTypes: true });
   } catch (err) {

@@ -3,12 +3,11 @@
  * `after`, only those that can hold later keys; one-level (folder) listings; sweeping stale temp
  * files. Symbolic links are never followed.
  */
-import { lstat, opendir, readdir, unlink } from "node:fs/promises";
-import type { Dirent } from "node:fs";
+import { lstat, opendir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { compareKeys, keyProblem } from "../../keys.js";
 import type { ListPage } from "../../types.js";
-import { lowerBound, type DirectoryReader, type Entry } from "./entries.js";
+import { direntsOf, lowerBound, type DirectoryReader, type Entry } from "./entries.js";
 import { isCanonical, parseName, unescapePiece, type NameMode } from "./names.js";
 
 /** Temp files: hidden, and ending in `.tmp`, which no key's name ever does. */
@@ -123,17 +122,6 @@ export async function holdsKey(dir: string, dirKey: string, mode: NameMode, sign
   return false;
 }
 
-/** A directory's entries; a directory removed meanwhile is empty. */
-async function entriesOf(dir: string): Promise<Dirent[]> {
-  try {
-    return await readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return [];
-    throw err;
-  }
-}
-
 /**
  * Removes temp files (and stale locks left half taken away) last modified more than
  * `olderThanMs` ago anywhere under `dir`, and returns how many. Writers keep their temp file's
@@ -142,7 +130,7 @@ async function entriesOf(dir: string): Promise<Dirent[]> {
 export async function sweepTempFiles(dir: string, olderThanMs: number, signal?: AbortSignal): Promise<number> {
   let removed = 0;
   const cutoff = Date.now() - olderThanMs;
-  for (const dirent of await entriesOf(dir)) {
+  for (const dirent of await direntsOf(dir)) {
     signal?.throwIfAborted();
     const path = join(dir, dirent.name);
     if ((TEMP_NAME.test(dirent.name) && dirent.isFile()) || (STALE_LOCK_NAME.test(dirent.name) && (dirent.isSymbolicLink() || dirent.isFile()))) {
