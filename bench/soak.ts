@@ -47,7 +47,7 @@ export interface SoakReport {
 }
 
 /** RSS of process `pid` in MiB (Linux /proc), or undefined. */
-function rssMiB(pid: number | undefined): number | undefined {
+export function rssMiB(pid: number | undefined): number | undefined {
   if (pid === undefined) return undefined;
   try {
     const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

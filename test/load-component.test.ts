@@ -13,9 +13,8 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { connect, headers } from "@nats-io/transport-node";
-import { formatSoak, soakComponent } from "../bench/soak.js";
+import { formatSoak, rssMiB, soakComponent } from "../bench/soak.js";
 import { sharedNats } from "./fixtures/nats.js";
 import { dropStoreTables, findPostgres, storeUrl, uniqueTable } from "./fixtures/postgres.js";
 import { runStowage } from "./fixtures/serve-process.js";
@@ -32,17 +31,6 @@ const HUNG_DURATION_MS = Number(process.env.LOAD_HUNG_DURATION_MS ?? 60_000);
  * component that queued every timed-out put grew past 1 GiB in 20 s of this load.
  */
 const HUNG_RSS_BOUND_MIB = 400;
-
-/** RSS of process `pid` in MiB (Linux /proc), or undefined. */
-function rssMiB(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match ? Number(match[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 describe("load: the component under 64 requests in flight", { skip: url === undefined ? "no NATS" : undefined, timeout: 180_000 }, () => {
   it(`answers every request for ${DURATION_MS / 1000} s with flat memory`, async () => {
